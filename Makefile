@@ -1,0 +1,44 @@
+# candleflow developer entry points. `make test` works on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: test unit integration deps servers lock bench clean
+
+test: deps servers
+	$(PY) -m pytest tests --ignore=tests/e2e
+
+unit: deps
+	$(PY) -m pytest tests/unit
+
+integration: deps servers
+	$(PY) -m pytest tests/integration
+
+deps: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	touch $(STAMP)
+
+# Real Redis and PostgreSQL binaries for the test suite (it starts its own servers).
+servers:
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server postgresql)
+	@# The packages start system-wide services; the suite uses its own, so stop these.
+	@-service redis-server stop >/dev/null 2>&1; service postgresql stop >/dev/null 2>&1; true
+
+# Re-resolve the lock from pyproject's pins (run after changing dependencies).
+lock:
+	rm -rf /tmp/candleflow-lock && python3 -m venv /tmp/candleflow-lock
+	/tmp/candleflow-lock/bin/pip install -q . '.[test]'
+	/tmp/candleflow-lock/bin/pip freeze --exclude candleflow > requirements.lock
+
+bench: deps
+	$(PY) bench/indicators.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

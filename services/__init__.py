@@ -1,0 +1,1 @@
+"""candleflow: market-data pipeline services."""

@@ -1,0 +1,1 @@
+"""Shared foundation: settings, Celery app, database, logging, errors."""

@@ -1,0 +1,1 @@
+"""Offline exchange simulator speaking a real exchange REST dialect."""

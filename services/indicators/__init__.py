@@ -1,0 +1,1 @@
+"""Indicator worker: pure DataFrame transforms and their tasks."""

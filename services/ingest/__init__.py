@@ -1,0 +1,1 @@
+"""Ingest worker: fetch candles from exchanges, validate, store."""

@@ -1,0 +1,1 @@
+"""Candle sources: one class per kind of source behind a common base."""

@@ -1,0 +1,1 @@
+"""Signal worker: pure strategy rules and their tasks."""
