@@ -1,0 +1,85 @@
+"""The Celery application: broker, queues, routing table and delivery guarantees."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init
+from kombu import Queue
+
+from services.core.config import get_settings
+from services.core.logging import configure_logging
+
+__all__ = ["app", "QUEUES", "TASK_ROUTES", "create_celery"]
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("ingest", "indicators", "signals")
+
+# One routing table: a task's name prefix decides its queue, so the API can
+# send tasks by name without importing worker code.
+TASK_ROUTES = {
+    "ingest.*": {"queue": "ingest"},
+    "indicators.*": {"queue": "indicators"},
+    "signals.*": {"queue": "signals"},
+    "pipeline.*": {"queue": "ingest"},
+}
+
+# Which modules each worker imports to register its tasks.
+TASK_MODULES = (
+    "services.ingest.tasks",
+    "services.indicators.tasks",
+    "services.signals.tasks",
+    "services.core.pipeline",
+)
+
+
+def create_celery() -> Celery:
+    """Build the app from settings; called once at import for the module-level `app`."""
+    settings = get_settings()
+    celery = Celery("candleflow", broker=settings.redis_url, backend=settings.redis_url)
+    celery.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="ingest",
+        task_routes=TASK_ROUTES,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # Redelivery instead of loss: a task is acknowledged only after it ran,
+        # and a worker killed mid-task hands the message back to the queue.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=max(1, settings.task_time_limit_s - 30),
+        result_expires=settings.result_expires_s,
+        result_extended=True,
+        task_track_started=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        broker_connection_retry_on_startup=True,
+        # Longer than the longest task, or Redis redelivers a still-running task.
+        broker_transport_options={"visibility_timeout": settings.task_time_limit_s * 2},
+        timezone=settings.timezone,
+        enable_utc=True,
+        imports=TASK_MODULES,
+    )
+    return celery
+
+
+app = create_celery()
+
+
+@setup_logging.connect
+def _configure_worker_logging(**_: object) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: object) -> None:
+    from services.core.db import forget_engines_after_fork
+
+    forget_engines_after_fork()

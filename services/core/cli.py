@@ -1,0 +1,142 @@
+"""The `candleflow` console script: migrate, backfill, sync, repair, exchange-sim."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from services.core.config import get_settings
+from services.core.exceptions import CandleflowError, ConfigurationError
+from services.core.logging import configure_logging
+
+__all__ = ["main"]
+
+log = logging.getLogger("candleflow")
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from services.core.migrate import upgrade_database
+
+    upgrade_database(get_settings().database_url, args.revision)
+    print(f"database at {args.revision}")
+    return 0
+
+
+def _report_line(report) -> str:
+    failed = f", {len(report.failed)} FAILED windows (see fetch_ledger; `candleflow repair` retries)" if report.failed else ""
+    return (f"{report.symbol} {report.timeframe}: {report.candles} candles in {report.windows} windows, "
+            f"{report.rejected} rejected, {report.missing} missing{failed}")
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from services.core.config import timeframe_seconds
+    from services.core.timeparse import parse_instant_ms
+    from services.ingest.context import build_context
+    from services.ingest.fetching import backfill
+    from services.ingest.windows import plan_windows
+
+    settings = get_settings()
+    since, until = parse_instant_ms(args.since), parse_instant_ms(args.until) if args.until else None
+    ctx = build_context(settings)
+    tf_ms = timeframe_seconds(args.timeframe) * 1000
+    # Without --until the end is the exchange's "now", known only once the backfill starts.
+    total = len(plan_windows(since, until, tf_ms, ctx.source.capabilities.max_candles)) if until else None
+    with tqdm(total=total, unit="window", desc=f"{args.symbol} {args.timeframe}", disable=args.quiet) as bar:
+        def progress(result):
+            bar.update(1)
+            bar.set_postfix(candles=result.candles, status=result.status)
+        report = backfill(ctx, args.symbol, args.timeframe, since, until, progress)
+    print(_report_line(report))
+    return 1 if report.failed else 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from services.core.exceptions import PermanentSourceError
+    from services.ingest.context import build_context
+    from services.ingest.fetching import sync_instrument
+
+    settings = get_settings()
+    ctx = build_context(settings)
+    failures = 0
+    for symbol in args.symbol or settings.symbols:
+        for timeframe in args.timeframe or settings.timeframes:
+            try:
+                report = sync_instrument(ctx, symbol, timeframe, settings.sync_lookback_bars)
+            except PermanentSourceError as exc:
+                print(f"{symbol} {timeframe}: FAILED: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            print(_report_line(report))
+            failures += bool(report.failed)
+    return 1 if failures else 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from services.ingest.context import build_context
+    from services.ingest.fetching import repair_windows
+
+    outcomes = repair_windows(build_context(get_settings()), limit=args.limit)
+    for outcome in outcomes:
+        print(f"{outcome['symbol']} {outcome['timeframe']} [{outcome['start_ms']}, {outcome['end_ms']}): "
+              f"{outcome['was']} -> {outcome['status']} {outcome['error'] or ''}".rstrip())
+    print(f"{len(outcomes)} window(s) re-fetched")
+    return 1 if any(o["status"] == "failed" for o in outcomes) else 0
+
+
+def _exchange_sim(argv: list[str]) -> int:
+    from services.exchange_sim.server import main as sim_main
+
+    return sim_main(argv) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="candleflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema")
+    migrate.add_argument("--revision", default="head")
+
+    backfill = commands.add_parser("backfill", help="fetch a historical range for one symbol")
+    backfill.add_argument("symbol")
+    backfill.add_argument("--timeframe", "-t", default="1h")
+    backfill.add_argument("--since", required=True, help="ISO date/time (UTC) or epoch ms")
+    backfill.add_argument("--until", help="ISO date/time (UTC) or epoch ms; default now")
+    backfill.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sync = commands.add_parser("sync", help="bring every configured instrument up to date")
+    sync.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
+    sync.add_argument("--timeframe", action="append", help="only this timeframe (repeatable)")
+
+    repair = commands.add_parser("repair", help="re-fetch failed fetch windows")
+    repair.add_argument("--limit", type=int, default=500)
+
+    commands.add_parser("exchange-sim", help="run the offline exchange simulator (see --help after it)",
+                        add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit code 0 on success, 1 when work failed, 2 on bad usage or configuration."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if argv[:1] == ["exchange-sim"]:
+        return _exchange_sim(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()  # a bad variable stops here, named in the message
+        configure_logging(settings.log_level, settings.log_format)
+        handler = {"migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair}[args.command]
+        return handler(args)
+    except (ConfigurationError, ValueError) as exc:
+        print(f"candleflow {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except CandleflowError as exc:
+        print(f"candleflow {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

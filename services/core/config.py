@@ -1,0 +1,140 @@
+"""Settings: every environment variable the services read, in one object."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.core.exceptions import ConfigurationError
+
+__all__ = ["Settings", "get_settings", "load_settings", "timeframe_seconds"]
+
+# The timeframes every component understands; the unit letters are ccxt's.
+_TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TIMEFRAME_RE = re.compile(r"^(\d+)([mhdw])$")
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """Length of one candle of `timeframe` in seconds; ValueError if malformed."""
+    match = _TIMEFRAME_RE.match(timeframe or "")
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"malformed timeframe {timeframe!r}: expected e.g. 1m, 15m, 1h, 4h, 1d")
+    return int(match.group(1)) * _TIMEFRAME_UNITS[match.group(2)]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Process configuration, read from the environment (and `.env` when present)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: str = Field("dev", description="dev | test | prod; prod refuses placeholder secrets")
+    database_url: str = "postgresql+psycopg2://candleflow:candleflow@localhost:5432/candleflow"
+    redis_url: str = "redis://localhost:6379/0"
+    exchange: str = "kraken"
+    exchange_api_url: str | None = None
+    exchange_timeout_ms: int = Field(10_000, gt=0)
+    exchange_rate_limit_per_s: float = Field(5.0, gt=0)
+    symbols: Annotated[list[str], NoDecode] = ["BTC/USD", "ETH/USD"]
+    timeframes: Annotated[list[str], NoDecode] = ["1h"]
+    fetch_retries: int = Field(5, ge=0)
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)
+    sync_lookback_bars: int = Field(500, gt=0)
+    task_time_limit_s: int = Field(600, gt=0)
+    result_expires_s: int = Field(86_400, gt=0)
+    timezone: str = "UTC"
+    log_level: str = "INFO"
+    log_format: str = Field("text", pattern="^(text|json)$")
+    api_token: str = "CHANGE_ME"
+
+    @field_validator("symbols", "timeframes", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_well_formed(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one symbol is required, e.g. BTC/USD,ETH/USD")
+        bad = [s for s in value if not _SYMBOL_RE.match(s)]
+        if bad:
+            raise ValueError(f"malformed symbol(s) {bad}: expected BASE/QUOTE, e.g. BTC/USD")
+        return value
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes_well_formed(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one timeframe is required, e.g. 1h")
+        for timeframe in value:
+            timeframe_seconds(timeframe)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_is_postgres(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value.replace("postgres://", "postgresql://", 1)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange_known(cls, value: str) -> str:
+        import ccxt  # deferred: ccxt is slow to import and only this check needs it here
+
+        if value not in ccxt.exchanges:
+            raise ValueError(f"unknown ccxt exchange id {value!r}")
+        return value
+
+    @field_validator("exchange_api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// base URL")
+        return value.rstrip("/")
+
+    def require_real_secrets(self) -> None:
+        """Refuse placeholder secrets outside dev/test, naming the variable."""
+        if self.environment in ("dev", "test"):
+            return
+        if self.api_token in ("", "CHANGE_ME"):
+            raise ConfigurationError("API_TOKEN is not set (still CHANGE_ME); set a real token")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation failures into one clear message per variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]).upper() if error["loc"] else "?"
+            lines.append(f"{variable}: {error['msg']}")
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

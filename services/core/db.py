@@ -1,0 +1,48 @@
+"""Database access: one engine per URL, short transactional sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.core.config import get_settings
+
+__all__ = ["engine_for", "get_engine", "session_scope", "forget_engines_after_fork"]
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    """A pooled engine for `url`; pre-ping so a restarted Postgres costs one retry, not a crash."""
+    if url not in _ENGINES:
+        _ENGINES[url] = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return _ENGINES[url]
+
+
+def forget_engines_after_fork() -> None:
+    """In a forked child, drop inherited pools without closing the parent's sockets."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+
+
+def get_engine() -> Engine:
+    """The engine for the configured DATABASE_URL."""
+    return engine_for(get_settings().database_url)
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,130 @@
+"""SQLAlchemy 2 models: the tables every service reads and writes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Instrument",
+    "Candle",
+    "FetchWindow",
+    "RejectedCandle",
+    "PipelineRun",
+]
+
+_NOW = func.now()
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every candleflow table."""
+
+
+class Instrument(Base):
+    """A symbol on an exchange, with the timeframes kept for it."""
+
+    __tablename__ = "instruments"
+    __table_args__ = (UniqueConstraint("exchange", "symbol", name="uq_instruments_exchange_symbol"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    timeframes: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class Candle(Base):
+    """One OHLCV bar; closed bars are final, the open bar is replaced until it closes."""
+
+    __tablename__ = "candles"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    open: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    close: Mapped[float] = mapped_column(Float)
+    volume: Mapped[float] = mapped_column(Float)
+    is_closed: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class FetchWindow(Base):
+    """The fetch ledger: one row per requested window and how it went."""
+
+    __tablename__ = "fetch_ledger"
+    __table_args__ = (
+        UniqueConstraint("instrument_id", "timeframe", "window_start", "window_end", name="uq_fetch_ledger_window"),
+        Index("ix_fetch_ledger_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # ok | gaps | empty | failed
+    candles: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    missing: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bars the exchange did not return
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    error: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class RejectedCandle(Base):
+    """A candle that failed validation, kept with its reason instead of being dropped."""
+
+    __tablename__ = "rejected_candles"
+    __table_args__ = (
+        Index(
+            "uq_rejected_candles_row",
+            "instrument_id", "timeframe", "raw_ts", "reason",
+            unique=True, postgresql_nulls_not_distinct=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    raw_ts: Mapped[int | None] = mapped_column(BigInteger)  # ms since epoch as the source sent it
+    raw: Mapped[list] = mapped_column(JSONB)
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    rejected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class PipelineRun(Base):
+    """One requested run (its id is the Celery task id the API returns) and its outcome."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (Index("ix_pipeline_runs_kind_state", "kind", "state"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    state: Mapped[str] = mapped_column(String(16))  # PENDING | STARTED | SUCCESS | PARTIAL | FAILURE
+    stages: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    errors: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,211 @@
+"""Ingest use cases: fetch a window, backfill a range, sync the latest bars, repair failures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import Engine
+
+from services.core.config import timeframe_seconds
+from services.core.exceptions import PermanentSourceError, RetryableSourceError
+from services.ingest import store
+from services.ingest.retry import RetriesExhausted, RetryPolicy, call_with_retries
+from services.ingest.sources.base import CandleSource
+from services.ingest.validate import validate_candles
+from services.ingest.windows import align_down, expected_bars, is_closed, plan_windows
+
+__all__ = ["IngestContext", "WindowResult", "RunReport", "fetch_window", "backfill", "sync_instrument",
+           "repair_windows"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestContext:
+    """What every ingest use case needs: where candles come from and where they go."""
+
+    source: CandleSource
+    engine: Engine
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] | None = None
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """The outcome of one fetch window, as written to the ledger."""
+
+    start_ms: int
+    end_ms: int
+    status: str
+    candles: int
+    rejected: int
+    missing: int
+    attempts: int
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    """Totals of a sync, backfill or repair, with every failed window named."""
+
+    symbol: str
+    timeframe: str
+    windows: int = 0
+    candles: int = 0
+    rejected: int = 0
+    missing: int = 0
+    failed: list[dict] = field(default_factory=list)
+
+    def add(self, result: WindowResult) -> None:
+        self.windows += 1
+        self.candles += result.candles
+        self.rejected += result.rejected
+        self.missing += result.missing
+        if result.status == "failed":
+            self.failed.append({"start_ms": result.start_ms, "end_ms": result.end_ms, "error": result.error})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _download(ctx: IngestContext, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> tuple[list, int]:
+    tf_ms = timeframe_seconds(timeframe) * 1000
+    limit = min(ctx.source.capabilities.max_candles, max(1, (end_ms - start_ms) // tf_ms))
+    describe = f"{ctx.source.name} {symbol} {timeframe} [{start_ms}, {end_ms})"
+    kwargs = {"sleep": ctx.sleep} if ctx.sleep else {}
+    return call_with_retries(
+        lambda: ctx.source.fetch_candles(symbol, timeframe, start_ms, limit), ctx.policy, describe, **kwargs
+    )
+
+
+def _in_window(row: object, start_ms: int, end_ms: int) -> bool:
+    # Rows outside the window belong to a neighbouring window, which fetches them itself.
+    ts = row[0] if isinstance(row, (list, tuple)) and row else None
+    return not isinstance(ts, (int, float)) or start_ms <= ts < end_ms
+
+
+def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, timeframe: str,
+                 start_ms: int, end_ms: int, now_ms: int) -> WindowResult:
+    """Download, validate and store one window; the ledger records the outcome either way.
+
+    Transient failures are retried with backoff and, when exhausted, recorded as a
+    failed window for the repair task. Permanent failures are recorded, then raised.
+    """
+    tf_ms = timeframe_seconds(timeframe) * 1000
+    expected = expected_bars(start_ms, end_ms, tf_ms, now_ms)
+    try:
+        rows, attempts = _download(ctx, symbol, timeframe, start_ms, end_ms)
+    except (RetriesExhausted, PermanentSourceError) as exc:
+        attempts = getattr(exc, "attempts", 1)
+        result = WindowResult(start_ms, end_ms, "failed", 0, 0, expected, attempts, str(exc)[:1000])
+        _record(ctx, instrument_id, timeframe, result)
+        log.error("window failed: %s", exc)
+        if isinstance(exc, PermanentSourceError):
+            raise
+        return result
+    rows = [row for row in rows if _in_window(row, start_ms, end_ms)]
+    batch = validate_candles(rows, tf_ms, now_ms)
+    missing = max(0, expected - len(rows))
+    status = "empty" if not rows else ("gaps" if missing else "ok")
+    result = WindowResult(start_ms, end_ms, status, len(batch.good), len(batch.rejected), missing, attempts)
+    with ctx.engine.begin() as conn:
+        store.upsert_candles(conn, instrument_id, timeframe,
+                             ((*bar, is_closed(bar[0], tf_ms, now_ms)) for bar in batch.good))
+        store.store_rejections(conn, instrument_id, timeframe, batch.rejected)
+        _write_ledger(conn, instrument_id, timeframe, result)
+    if batch.rejected:
+        log.warning("%s %s: rejected %d candle(s): %s", symbol, timeframe, len(batch.rejected),
+                    sorted({r.reason for r in batch.rejected}))
+    return result
+
+
+def _write_ledger(conn, instrument_id: int, timeframe: str, result: WindowResult) -> None:
+    store.record_window(conn, store.LedgerEntry(
+        instrument_id, timeframe, result.start_ms, result.end_ms, result.status,
+        result.candles, result.rejected, result.missing, result.attempts, result.error,
+    ))
+
+
+def _record(ctx: IngestContext, instrument_id: int, timeframe: str, result: WindowResult) -> None:
+    with ctx.engine.begin() as conn:
+        _write_ledger(conn, instrument_id, timeframe, result)
+
+
+def _instrument(ctx: IngestContext, symbol: str, timeframe: str) -> int:
+    with ctx.engine.begin() as conn:
+        return store.ensure_instrument(conn, ctx.source.name, symbol, timeframe)
+
+
+def _now(ctx: IngestContext) -> int:
+    try:
+        return call_with_retries(ctx.source.now_ms, ctx.policy, f"{ctx.source.name} clock",
+                                 **({"sleep": ctx.sleep} if ctx.sleep else {}))[0]
+    except RetryableSourceError as exc:
+        raise RetryableSourceError(f"cannot read {ctx.source.name}'s clock: {exc}") from exc
+
+
+def _fetch_windows(ctx: IngestContext, symbol: str, timeframe: str, windows: list[tuple[int, int]],
+                   now_ms: int, progress: Callable[[WindowResult], None] | None) -> RunReport:
+    instrument_id = _instrument(ctx, symbol, timeframe)
+    report = RunReport(symbol, timeframe)
+    for start_ms, end_ms in windows:
+        result = fetch_window(ctx, instrument_id, symbol, timeframe, start_ms, end_ms, now_ms)
+        report.add(result)
+        if progress:
+            progress(result)
+    return report
+
+
+def backfill(ctx: IngestContext, symbol: str, timeframe: str, since_ms: int, until_ms: int | None = None,
+             progress: Callable[[WindowResult], None] | None = None) -> RunReport:
+    """Fetch [since, until) in windows of the exchange's request limit; every window is ledgered."""
+    now_ms = _now(ctx)
+    tf_ms = timeframe_seconds(timeframe) * 1000
+    until_ms = min(until_ms or now_ms + 1, now_ms + 1)
+    if since_ms >= until_ms:
+        raise ValueError(f"empty range: since {since_ms} is not before until {until_ms}")
+    caps = ctx.source.capabilities
+    earliest = align_down(now_ms, tf_ms) - (caps.max_candles - 1) * tf_ms
+    if not caps.full_history and since_ms < earliest:
+        raise PermanentSourceError(
+            f"{ctx.source.name} serves only its latest {caps.max_candles} {timeframe} candles "
+            f"(from {store.ms_to_datetime(earliest).isoformat()}); choose a later --since "
+            f"or an exchange with full history"
+        )
+    windows = plan_windows(since_ms, until_ms, tf_ms, caps.max_candles)
+    return _fetch_windows(ctx, symbol, timeframe, windows, now_ms, progress)
+
+
+def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_bars: int = 500) -> RunReport:
+    """Fetch from the bar after the newest stored closed candle up to the open bar."""
+    now_ms = _now(ctx)
+    tf_ms = timeframe_seconds(timeframe) * 1000
+    instrument_id = _instrument(ctx, symbol, timeframe)
+    with ctx.engine.connect() as conn:
+        last = store.last_closed_ts(conn, instrument_id, timeframe)
+    since_ms = last + tf_ms if last is not None else align_down(now_ms, tf_ms) - lookback_bars * tf_ms
+    windows = plan_windows(since_ms, align_down(now_ms, tf_ms) + tf_ms, tf_ms, ctx.source.capabilities.max_candles)
+    return _fetch_windows(ctx, symbol, timeframe, windows, now_ms, None)
+
+
+def repair_windows(ctx: IngestContext, max_attempts: int = 10, limit: int = 500) -> list[dict]:
+    """Re-fetch failed windows and windows with gaps; returns each window's new outcome."""
+    with ctx.engine.connect() as conn:
+        todo = [w for w in store.windows_to_repair(conn, max_attempts, limit) if w["exchange"] == ctx.source.name]
+    if not todo:
+        return []
+    now_ms = _now(ctx)
+    outcomes = []
+    for window in todo:
+        try:
+            result = fetch_window(ctx, window["instrument_id"], window["symbol"], window["timeframe"],
+                                  window["start_ms"], window["end_ms"], now_ms)
+            outcome = {"status": result.status, "candles": result.candles, "error": result.error}
+        except PermanentSourceError as exc:
+            outcome = {"status": "failed", "candles": 0, "error": str(exc)}
+        outcomes.append({"symbol": window["symbol"], "timeframe": window["timeframe"],
+                         "start_ms": window["start_ms"], "end_ms": window["end_ms"],
+                         "was": window["status"], **outcome})
+    return outcomes

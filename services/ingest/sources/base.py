@@ -1,0 +1,37 @@
+"""The interface every candle source implements, and its capabilities as data."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+__all__ = ["SourceCapabilities", "CandleSource"]
+
+
+@dataclass(frozen=True)
+class SourceCapabilities:
+    """What a source can do, so callers plan requests without branching on its name."""
+
+    max_candles: int = 500          # bars per request the source will return at most
+    full_history: bool = True       # False: only the latest `max_candles` bars are served
+    since_inclusive: bool = True    # whether a bar opening exactly at `since` is returned
+    options: dict = field(default_factory=dict)  # client options the source needs
+
+
+class CandleSource(ABC):
+    """A place candles come from: an exchange through ccxt, a file, a simulator."""
+
+    name: str
+    capabilities: SourceCapabilities
+
+    @abstractmethod
+    def now_ms(self) -> int:
+        """The source's clock in ms since the epoch (decides which bar is still open)."""
+
+    @abstractmethod
+    def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
+        """Raw [ts_ms, open, high, low, close, volume] rows opening at or after `since_ms`.
+
+        Raises RetryableSourceError for transient failures and PermanentSourceError
+        for failures retrying cannot fix.
+        """

@@ -1,0 +1,27 @@
+"""Per-exchange differences kept as data: request limits, history depth, client options."""
+
+from __future__ import annotations
+
+from services.ingest.sources.base import SourceCapabilities
+
+__all__ = ["capabilities_for"]
+
+# Only what ccxt's own `features` table does not already say. Sources: each
+# exchange's public API docs (kraken: OHLC endpoint returns the latest 720 bars
+# whatever `since` asks for; binance: klines paginate by startTime).
+_OVERRIDES: dict[str, dict] = {
+    "kraken": {"full_history": False},
+    # Loading margin/futures markets needs API keys and extra hosts; candles need spot only.
+    "binance": {"options": {"fetchMarkets": {"types": ["spot"]}}},
+    "binanceus": {"options": {"fetchMarkets": {"types": ["spot"]}}},
+}
+
+
+def capabilities_for(exchange_id: str, features: dict | None = None) -> SourceCapabilities:
+    """Capabilities of `exchange_id`, from ccxt's feature table plus our overrides."""
+    spot_ohlcv = ((features or {}).get("spot") or {}).get("fetchOHLCV") or {}
+    values: dict = {}
+    if isinstance(spot_ohlcv.get("limit"), int):
+        values["max_candles"] = spot_ohlcv["limit"]
+    values.update(_OVERRIDES.get(exchange_id, {}))
+    return SourceCapabilities(**values)

@@ -1,0 +1,76 @@
+"""Candles from any ccxt exchange, with ccxt's error classes mapped to retry or not."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import ccxt
+
+from services.core.exceptions import PermanentSourceError, RetryableSourceError
+from services.ingest.sources.base import CandleSource
+from services.ingest.sources.capabilities import capabilities_for
+from services.ingest.sources.ccxt_urls import point_ccxt_at
+
+__all__ = ["CcxtSource", "classify_ccxt_error"]
+
+log = logging.getLogger(__name__)
+
+
+def classify_ccxt_error(exc: Exception, describe: str) -> Exception:
+    """ccxt's own taxonomy decides: OperationFailed (network, timeout, rate limit, DDoS
+    protection, unreadable response) is transient; ExchangeError (bad symbol, bad request,
+    authentication, not supported) means the request itself is wrong."""
+    kind = type(exc).__name__
+    if isinstance(exc, ccxt.OperationFailed):
+        return RetryableSourceError(f"{describe}: {kind}: {exc}"[:500])
+    if isinstance(exc, ccxt.BaseError):
+        return PermanentSourceError(f"{describe}: {kind}: {exc}"[:500])
+    return exc
+
+
+class CcxtSource(CandleSource):
+    """One ccxt exchange client; every request first takes a slot from the shared limiter."""
+
+    def __init__(self, exchange_id: str, api_url: str | None = None, timeout_ms: int = 10_000,
+                 throttle: Callable[[], object] | None = None) -> None:
+        if exchange_id not in ccxt.exchanges:
+            raise PermanentSourceError(f"unknown ccxt exchange id {exchange_id!r}")
+        klass = getattr(ccxt, exchange_id)
+        self.name = exchange_id
+        self.capabilities = capabilities_for(exchange_id, getattr(klass, "features", None) or klass().features)
+        # ccxt's own limiter is per instance; the shared Redis limiter replaces it.
+        self._client = klass({"enableRateLimit": False, "timeout": timeout_ms,
+                              "options": dict(self.capabilities.options)})
+        if api_url:
+            point_ccxt_at(self._client, api_url)
+        self._throttle = throttle or (lambda: None)
+        self._markets_loaded = False
+
+    def _call(self, describe: str, request: Callable[[], object]) -> object:
+        self._throttle()
+        try:
+            return request()
+        except ccxt.BaseError as exc:
+            raise classify_ccxt_error(exc, describe) from exc
+
+    def _ensure_markets(self) -> None:
+        if not self._markets_loaded:
+            self._call(f"{self.name} load_markets", self._client.load_markets)
+            self._markets_loaded = True
+
+    def now_ms(self) -> int:
+        """The exchange's clock where it has one, else ours."""
+        if self._client.has.get("fetchTime"):
+            return int(self._call(f"{self.name} fetch_time", self._client.fetch_time))
+        return int(time.time() * 1000)
+
+    def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
+        self._ensure_markets()
+        if symbol not in self._client.markets:
+            raise PermanentSourceError(f"{self.name} does not list symbol {symbol!r}")
+        if timeframe not in (self._client.timeframes or {}):
+            raise PermanentSourceError(f"{self.name} does not support timeframe {timeframe!r}")
+        describe = f"{self.name} fetch_ohlcv {symbol} {timeframe} since {since_ms}"
+        return self._call(describe, lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit))

@@ -1,0 +1,168 @@
+"""Postgres writes and reads for ingest: bulk idempotent candle upserts, ledger, rejections."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, text
+
+from services.ingest.validate import Rejection
+
+__all__ = [
+    "LedgerEntry",
+    "ensure_instrument",
+    "last_closed_ts",
+    "upsert_candles",
+    "store_rejections",
+    "record_window",
+    "windows_to_repair",
+    "ms_to_datetime",
+]
+
+
+def ms_to_datetime(ts_ms: int) -> datetime:
+    """Milliseconds since the epoch as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+
+
+def _to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def ensure_instrument(conn: Connection, exchange: str, symbol: str, timeframe: str) -> int:
+    """The instrument's id, creating it (or adding the timeframe) when needed."""
+    return conn.execute(
+        text("""
+            INSERT INTO instruments (exchange, symbol, timeframes) VALUES (:exchange, :symbol, ARRAY[:tf]::varchar[])
+            ON CONFLICT ON CONSTRAINT uq_instruments_exchange_symbol DO UPDATE
+               SET timeframes = CASE WHEN :tf = ANY(instruments.timeframes) THEN instruments.timeframes
+                                     ELSE array_append(instruments.timeframes, CAST(:tf AS varchar)) END
+            RETURNING id
+        """),
+        {"exchange": exchange, "symbol": symbol, "tf": timeframe},
+    ).scalar_one()
+
+
+def last_closed_ts(conn: Connection, instrument_id: int, timeframe: str) -> int | None:
+    """Open time (ms) of the newest closed candle stored, or None."""
+    value = conn.execute(
+        text("SELECT max(ts) FROM candles WHERE instrument_id = :i AND timeframe = :tf AND is_closed"),
+        {"i": instrument_id, "tf": timeframe},
+    ).scalar_one()
+    return None if value is None else _to_ms(value)
+
+
+_STAGE = """
+    CREATE TEMP TABLE IF NOT EXISTS candles_stage (
+        ts_ms bigint, open float8, high float8, low float8, close float8, volume float8, is_closed boolean
+    ) ON COMMIT DELETE ROWS
+"""
+
+# Closed candles are immutable: only a stored open candle may be replaced, and
+# only when something changed, so re-running a fetch rewrites nothing.
+_MERGE = """
+    INSERT INTO candles AS c (instrument_id, timeframe, ts, open, high, low, close, volume, is_closed)
+    SELECT :i, :tf, to_timestamp(ts_ms / 1000.0), open, high, low, close, volume, is_closed FROM candles_stage
+    ON CONFLICT (instrument_id, timeframe, ts) DO UPDATE
+       SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+           volume = EXCLUDED.volume, is_closed = EXCLUDED.is_closed, updated_at = now()
+     WHERE NOT c.is_closed
+       AND (c.open, c.high, c.low, c.close, c.volume, c.is_closed)
+           IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.is_closed)
+"""
+
+
+def upsert_candles(conn: Connection, instrument_id: int, timeframe: str,
+                   rows: Iterable[tuple[int, float, float, float, float, float, bool]]) -> int:
+    """COPY rows (ts_ms, o, h, l, c, v, is_closed) into a staging table, then merge; returns rows written."""
+    buffer = io.StringIO()
+    count = 0
+    for ts_ms, o, h, l, c, v, closed in rows:
+        # repr() keeps every bit of a float, so the round trip through text is exact.
+        buffer.write(f"{ts_ms}\t{o!r}\t{h!r}\t{l!r}\t{c!r}\t{v!r}\t{'t' if closed else 'f'}\n")
+        count += 1
+    if not count:
+        return 0
+    conn.execute(text(_STAGE))
+    buffer.seek(0)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert("COPY candles_stage FROM STDIN", buffer)
+    finally:
+        cursor.close()
+    written = conn.execute(text(_MERGE), {"i": instrument_id, "tf": timeframe}).rowcount
+    conn.execute(text("DELETE FROM candles_stage"))
+    return written
+
+
+def store_rejections(conn: Connection, instrument_id: int, timeframe: str, rejections: list[Rejection]) -> int:
+    """Keep refused rows with their reasons; the same refusal is stored once."""
+    if not rejections:
+        return 0
+    return conn.execute(
+        text("""
+            INSERT INTO rejected_candles (instrument_id, timeframe, raw_ts, raw, reason, detail)
+            VALUES (:i, :tf, :raw_ts, CAST(:raw AS jsonb), :reason, :detail)
+            ON CONFLICT (instrument_id, timeframe, raw_ts, reason) DO NOTHING
+        """),
+        [
+            {"i": instrument_id, "tf": timeframe, "raw_ts": r.raw_ts, "raw": json.dumps(r.raw),
+             "reason": r.reason, "detail": r.detail}
+            for r in rejections
+        ],
+    ).rowcount
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """How one fetch window went."""
+
+    instrument_id: int
+    timeframe: str
+    start_ms: int
+    end_ms: int
+    status: str  # ok | gaps | empty | failed
+    candles: int = 0
+    rejected: int = 0
+    missing: int = 0
+    attempts: int = 1
+    error: str | None = None
+
+
+def record_window(conn: Connection, entry: LedgerEntry) -> None:
+    """Write the window's outcome; a re-fetch of the same window updates its row."""
+    conn.execute(
+        text("""
+            INSERT INTO fetch_ledger (instrument_id, timeframe, window_start, window_end, status,
+                                      candles, rejected, missing, attempts, error)
+            VALUES (:i, :tf, :start, :end, :status, :candles, :rejected, :missing, :attempts, :error)
+            ON CONFLICT ON CONSTRAINT uq_fetch_ledger_window DO UPDATE
+               SET status = EXCLUDED.status, candles = EXCLUDED.candles, rejected = EXCLUDED.rejected,
+                   missing = EXCLUDED.missing, error = EXCLUDED.error, fetched_at = now(),
+                   attempts = fetch_ledger.attempts + EXCLUDED.attempts
+        """),
+        {"i": entry.instrument_id, "tf": entry.timeframe, "start": ms_to_datetime(entry.start_ms),
+         "end": ms_to_datetime(entry.end_ms), "status": entry.status, "candles": entry.candles,
+         "rejected": entry.rejected, "missing": entry.missing, "attempts": entry.attempts, "error": entry.error},
+    )
+
+
+def windows_to_repair(conn: Connection, max_attempts: int, limit: int) -> list[dict]:
+    """Failed windows, and windows with gaps, not yet retried `max_attempts` times; oldest first."""
+    rows = conn.execute(
+        text("""
+            SELECT l.instrument_id, i.exchange, i.symbol, l.timeframe, l.window_start, l.window_end, l.status, l.attempts
+              FROM fetch_ledger l JOIN instruments i ON i.id = l.instrument_id
+             WHERE l.status IN ('failed', 'gaps') AND l.attempts < :max_attempts
+             ORDER BY l.window_start LIMIT :limit
+        """),
+        {"max_attempts": max_attempts, "limit": limit},
+    ).mappings().all()
+    return [
+        {**row, "start_ms": _to_ms(row["window_start"]), "end_ms": _to_ms(row["window_end"])}
+        for row in rows
+    ]

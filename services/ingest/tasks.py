@@ -1,0 +1,54 @@
+"""Ingest Celery tasks: thin wrappers over the fetching use cases."""
+
+from __future__ import annotations
+
+import logging
+
+from services.core.celery_app import app
+from services.core.config import get_settings
+from services.core.exceptions import RetryableSourceError
+from services.core.timeparse import parse_instant_ms
+from services.ingest import fetching
+from services.ingest.context import worker_context
+
+__all__ = ["sync_instrument", "sync_all", "backfill_range", "repair_failed_windows"]
+
+log = logging.getLogger(__name__)
+
+# The exchange as a whole unreachable (its clock cannot be read) is retried by
+# Celery; per-window failures are already retried inside and ledgered.
+_RETRY = {"autoretry_for": (RetryableSourceError,), "retry_backoff": 5, "retry_backoff_max": 300,
+          "retry_jitter": True, "max_retries": 5}
+
+
+@app.task(name="ingest.sync_instrument", **_RETRY)
+def sync_instrument(symbol: str, timeframe: str) -> dict:
+    """Bring one instrument up to date; returns counts and failed windows."""
+    report = fetching.sync_instrument(worker_context(), symbol, timeframe, get_settings().sync_lookback_bars)
+    log.info("synced %s %s: %d candles in %d windows, %d rejected, %d failed windows",
+             symbol, timeframe, report.candles, report.windows, report.rejected, len(report.failed))
+    return report.as_dict()
+
+
+@app.task(name="ingest.sync_all")
+def sync_all() -> list[str]:
+    """Queue a sync of every configured symbol and timeframe; returns their task ids."""
+    settings = get_settings()
+    return [
+        sync_instrument.delay(symbol, timeframe).id
+        for symbol in settings.symbols for timeframe in settings.timeframes
+    ]
+
+
+@app.task(name="ingest.backfill", **_RETRY)
+def backfill_range(symbol: str, timeframe: str, since: str, until: str | None = None) -> dict:
+    """Backfill [since, until) for one instrument (ISO dates or ms)."""
+    report = fetching.backfill(worker_context(), symbol, timeframe, parse_instant_ms(since),
+                               parse_instant_ms(until) if until else None)
+    return report.as_dict()
+
+
+@app.task(name="ingest.repair_failed_windows", **_RETRY)
+def repair_failed_windows(limit: int = 500) -> list[dict]:
+    """Re-fetch windows the ledger marks failed or gappy."""
+    return fetching.repair_windows(worker_context(), limit=limit)

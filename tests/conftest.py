@@ -1,0 +1,42 @@
+"""Suite-wide fixtures: real Redis and PostgreSQL servers, started once, only when asked for."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.utils.servers import postgres_server, redis_server
+
+# Settings are read from the environment; a developer's own .env must not leak in.
+os.environ.setdefault("ENVIRONMENT", "test")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    from services.core.migrate import upgrade_database
+
+    with postgres_server() as url:
+        upgrade_database(url)
+        yield url
+
+
+@pytest.fixture()
+def engine(database_url):
+    """An engine on a database emptied before each test, so tests never see each other's rows."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalar_one()
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield engine
+    engine.dispose()

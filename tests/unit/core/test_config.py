@@ -1,0 +1,56 @@
+"""Settings: sane defaults, and a malformed variable stops the process naming it."""
+
+import pytest
+
+from services.core.config import load_settings, timeframe_seconds
+from services.core.exceptions import ConfigurationError
+from services.core.timeparse import parse_instant_ms
+
+
+def test_defaults_match_the_documented_ones(monkeypatch):
+    for name in ("SYMBOLS", "TIMEFRAMES", "EXCHANGE", "EXCHANGE_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.exchange == "kraken"
+    assert settings.symbols == ["BTC/USD", "ETH/USD"]
+    assert settings.timeframes == ["1h"]
+    assert settings.exchange_api_url is None
+
+
+def test_lists_are_read_from_comma_separated_variables(monkeypatch):
+    monkeypatch.setenv("SYMBOLS", " BTC/USDT, SOL/USDT ")
+    monkeypatch.setenv("TIMEFRAMES", "1h,4h")
+    settings = load_settings()
+    assert settings.symbols == ["BTC/USDT", "SOL/USDT"] and settings.timeframes == ["1h", "4h"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SYMBOLS", "btcusd"), ("TIMEFRAMES", "1x"), ("EXCHANGE", "nosuchexchange"),
+     ("DATABASE_URL", "mysql://x"), ("REDIS_URL", "localhost:6379"), ("EXCHANGE_API_URL", "ftp://x"),
+     ("FETCH_RETRIES", "-1"), ("EXCHANGE_TIMEOUT_MS", "soon")],
+)
+def test_a_malformed_variable_is_named_in_the_error(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
+
+
+def test_placeholder_token_is_refused_in_production(monkeypatch):
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    with pytest.raises(ConfigurationError, match="API_TOKEN"):
+        load_settings().require_real_secrets()
+
+
+def test_timeframes_convert_to_seconds_and_garbage_is_refused():
+    assert timeframe_seconds("15m") == 900 and timeframe_seconds("4h") == 14400
+    with pytest.raises(ValueError, match="malformed timeframe"):
+        timeframe_seconds("0h")
+
+
+def test_instants_parse_as_utc_iso_or_epoch_ms():
+    assert parse_instant_ms("1970-01-02") == 86_400_000
+    assert parse_instant_ms("1970-01-01T01:00:00+01:00") == 0
+    assert parse_instant_ms("5000") == 5000
+    with pytest.raises(ValueError, match="malformed date"):
+        parse_instant_ms("yesterday")

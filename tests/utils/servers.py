@@ -1,0 +1,101 @@
+"""Throwaway Redis and PostgreSQL servers for the test suite, on free ports in temp dirs."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["free_port", "redis_server", "postgres_server", "wait_for_port"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    """Block until something accepts connections on `port`; fail loudly if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A real redis-server with the production persistence/eviction settings; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: run `make test` (it installs it) or apt-get install redis-server")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="cf-redis-") as workdir:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+             "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, process=process)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(f"PostgreSQL {name} not found: run `make test` (it installs postgresql)")
+    return found[-1]
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root, so drop to the package's system user.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *argv]
+    return argv
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL cluster in a temp dir; yields a SQLAlchemy URL for db `candleflow`."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="cf-pg-"))
+    data = workdir / "data"
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres", "postgres")
+        workdir.chmod(0o700)
+    subprocess.run(
+        _as_postgres_user([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "candleflow", "--no-sync"]),
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run(
+        _as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"]),
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    try:
+        subprocess.run(
+            _as_postgres_user([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "candleflow", "candleflow"]),
+            check=True,
+        )
+        yield f"postgresql+psycopg2://candleflow@127.0.0.1:{port}/candleflow"
+    finally:
+        subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(workdir, ignore_errors=True)
