@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
     api_token: str = "CHANGE_ME"
+    indicator_params: dict = Field(default_factory=dict, description="JSON overrides, e.g. {\"rsi\": 21}")
+    levels_lookback_bars: int = Field(500, gt=10)
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

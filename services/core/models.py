@@ -28,6 +28,12 @@ __all__ = [
     "FetchWindow",
     "RejectedCandle",
     "PipelineRun",
+    "IndicatorValues",
+    "Pattern",
+    "Level",
+    "Signal",
+    "StageWatermark",
+    "INDICATOR_COLUMNS",
 ]
 
 _NOW = func.now()
@@ -128,3 +134,84 @@ class PipelineRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+INDICATOR_COLUMNS = (
+    "rsi", "sma_fast", "sma_slow", "ema_fast", "ema_slow", "ema_trend", "macd", "macd_signal", "macd_hist",
+    "adx", "plus_di", "minus_di", "atr", "bb_upper", "bb_middle", "bb_lower", "channel_high", "channel_low",
+)
+
+
+class IndicatorValues(Base):
+    """One wide row of indicator values per bar, with the bar's regime."""
+
+    __tablename__ = "indicator_values"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    regime: Mapped[str | None] = mapped_column(String(16))
+    is_closed: Mapped[bool] = mapped_column(Boolean)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+for _name in INDICATOR_COLUMNS:  # eighteen identical float columns: declared as data, not by hand
+    IndicatorValues.__table__.append_column(mapped_column(_name, Float).column)
+
+
+class Pattern(Base):
+    """A candlestick pattern completed on a bar."""
+
+    __tablename__ = "patterns"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(32), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    strength: Mapped[float] = mapped_column(Float)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class Level(Base):
+    """A support or resistance level: the current set per instrument and timeframe."""
+
+    __tablename__ = "levels"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    price: Mapped[float] = mapped_column(Float, primary_key=True)
+    touches: Mapped[int] = mapped_column(Integer)
+    strength: Mapped[float] = mapped_column(Float)
+    first_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class Signal(Base):
+    """A strategy's decision on a closed bar, with the inputs that reproduce it."""
+
+    __tablename__ = "signals"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(48), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8))
+    strength: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    inputs: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class StageWatermark(Base):
+    """The last bar a stage has processed for an instrument and timeframe."""
+
+    __tablename__ = "stage_watermarks"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-__all__ = ["parse_instant_ms"]
+__all__ = ["parse_instant_ms", "parse_instant"]
 
 
 def parse_instant_ms(value: str | int) -> int:
@@ -18,3 +18,10 @@ def parse_instant_ms(value: str | int) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return int(parsed.timestamp() * 1000)
+
+
+def parse_instant(value: str | int | None) -> datetime | None:
+    """Like parse_instant_ms, as an aware UTC datetime; None stays None."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(parse_instant_ms(value) / 1000, tz=timezone.utc)

@@ -1,0 +1,83 @@
+"""Reading stored market data as DataFrames, and the per-stage watermarks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from services.core.models import INDICATOR_COLUMNS
+
+__all__ = ["find_instrument", "load_candles", "load_indicators", "read_watermark", "write_watermark"]
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def find_instrument(conn: Connection, exchange: str, symbol: str) -> int | None:
+    """The instrument's id, or None if it was never ingested."""
+    return conn.execute(
+        text("SELECT id FROM instruments WHERE exchange = :e AND symbol = :s"), {"e": exchange, "s": symbol}
+    ).scalar_one_or_none()
+
+
+def _frame(conn: Connection, sql: str, params: dict, columns: tuple[str, ...]) -> pd.DataFrame:
+    rows = conn.execute(text(sql), params).all()
+    frame = pd.DataFrame(rows, columns=["ts", *columns])
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame.set_index("ts")
+
+
+def _bars_back(conn: Connection, instrument_id: int, timeframe: str, since: datetime, bars: int) -> datetime | None:
+    # Counted by position, not by clock, so gaps in the data never shorten a warm-up.
+    return conn.execute(
+        text("""SELECT ts FROM candles WHERE instrument_id = :i AND timeframe = :tf AND ts < :since
+                ORDER BY ts DESC OFFSET :skip LIMIT 1"""),
+        {"i": instrument_id, "tf": timeframe, "since": since, "skip": bars - 1},
+    ).scalar_one_or_none()
+
+
+def load_candles(conn: Connection, instrument_id: int, timeframe: str,
+                 since: datetime | None = None, bars_before: int = 0) -> pd.DataFrame:
+    """Candles from `bars_before` bars before `since` onward (all when since is None), ascending.
+
+    Columns open, high, low, close, volume (float64) and is_closed (bool). When
+    fewer than `bars_before` bars precede `since`, the whole history is returned.
+    """
+    if since is not None and bars_before > 0:
+        since = _bars_back(conn, instrument_id, timeframe, since, bars_before)
+    sql = f"""SELECT ts, {', '.join(_OHLCV)}, is_closed FROM candles
+               WHERE instrument_id = :i AND timeframe = :tf {'' if since is None else 'AND ts >= :since'}
+               ORDER BY ts"""
+    frame = _frame(conn, sql, {"i": instrument_id, "tf": timeframe, "since": since}, (*_OHLCV, "is_closed"))
+    return frame.astype({name: "float64" for name in _OHLCV} | {"is_closed": "bool"})
+
+
+def load_indicators(conn: Connection, instrument_id: int, timeframe: str, since: datetime | None = None) -> pd.DataFrame:
+    """Stored indicator rows from `since` on: the indicator columns, regime and is_closed."""
+    sql = f"""SELECT ts, {', '.join(INDICATOR_COLUMNS)}, regime, is_closed FROM indicator_values
+               WHERE instrument_id = :i AND timeframe = :tf {'' if since is None else 'AND ts >= :since'}
+               ORDER BY ts"""
+    frame = _frame(conn, sql, {"i": instrument_id, "tf": timeframe, "since": since},
+                   (*INDICATOR_COLUMNS, "regime", "is_closed"))
+    return frame.astype({name: "float64" for name in INDICATOR_COLUMNS})
+
+
+def read_watermark(conn: Connection, instrument_id: int, timeframe: str, stage: str) -> datetime | None:
+    """The last closed bar `stage` has fully processed, or None."""
+    return conn.execute(
+        text("SELECT last_ts FROM stage_watermarks WHERE instrument_id = :i AND timeframe = :tf AND stage = :s"),
+        {"i": instrument_id, "tf": timeframe, "s": stage},
+    ).scalar_one_or_none()
+
+
+def write_watermark(conn: Connection, instrument_id: int, timeframe: str, stage: str, last_ts: datetime) -> None:
+    """Advance the stage's watermark (never moves it back)."""
+    conn.execute(
+        text("""INSERT INTO stage_watermarks (instrument_id, timeframe, stage, last_ts)
+                VALUES (:i, :tf, :s, :ts)
+                ON CONFLICT (instrument_id, timeframe, stage) DO UPDATE
+                   SET last_ts = EXCLUDED.last_ts, updated_at = now()
+                 WHERE stage_watermarks.last_ts < EXCLUDED.last_ts"""),
+        {"i": instrument_id, "tf": timeframe, "s": stage, "ts": last_ts},
+    )

@@ -1,0 +1,145 @@
+"""Indicator-stage use cases: load candles, run the pure transforms, upsert what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from services.core.bulk import copy_upsert
+from services.core.marketdata import load_candles, load_indicators, read_watermark, write_watermark
+from services.indicators.engine import (
+    INDICATOR_COLUMNS,
+    IndicatorParams,
+    classify_regime,
+    compute_indicators,
+    compute_tail,
+    warmup_bars,
+)
+from services.indicators.levels import LevelParams, find_levels
+from services.indicators.patterns import PatternParams, detect_patterns
+
+__all__ = ["refresh_indicators", "refresh_regime", "refresh_patterns", "refresh_levels",
+           "CHANNEL_COLUMNS"]
+
+CHANNEL_COLUMNS = ("channel_high", "channel_low")
+_KEYS = ("instrument_id", "timeframe", "ts")
+# Patterns look back a few bars (stars span three, trend context more).
+_PATTERN_CONTEXT_BARS = 30
+
+
+def _first_bar(candles: pd.DataFrame, mark: datetime | None, since: datetime | None) -> pd.Timestamp | None:
+    """Where recomputation starts: at `since`, else just after the watermark, else the first bar."""
+    index = candles.index
+    if since is not None:
+        index = index[index >= since]
+    elif mark is not None:
+        index = index[index > mark]
+    return index[0] if len(index) else None
+
+
+def _last_closed(frame: pd.DataFrame) -> datetime | None:
+    closed = frame.index[frame["is_closed"].to_numpy(bool)]
+    return closed[-1].to_pydatetime() if len(closed) else None
+
+
+def _as_rows(instrument_id: int, timeframe: str, frame: pd.DataFrame, columns: Sequence[str]):
+    values = frame[list(columns)].astype(object).where(frame[list(columns)].notna(), None)
+    for ts, row in zip(frame.index, values.itertuples(index=False, name=None)):
+        yield (instrument_id, timeframe, ts.to_pydatetime(), *row)
+
+
+def refresh_indicators(conn: Connection, instrument_id: int, timeframe: str, params: IndicatorParams,
+                       columns: Sequence[str] = INDICATOR_COLUMNS, stage: str = "indicators",
+                       since: datetime | None = None) -> dict:
+    """Recompute `columns` from the bar after the watermark (or `since`) on; O(new bars).
+
+    Only a tail long enough for the warm-up is read, and only rows whose values
+    changed are written, so a rerun writes nothing.
+    """
+    mark = read_watermark(conn, instrument_id, timeframe, stage)
+    candles = load_candles(conn, instrument_id, timeframe, since=since or mark, bars_before=warmup_bars(params))
+    start = _first_bar(candles, mark, since)
+    if start is None:
+        return {"bars": 0, "rows_written": 0}
+    if start == candles.index[0]:
+        values = compute_indicators(candles, params)
+    else:
+        values = compute_tail(candles, params, start)
+    values = values.loc[values.index >= start]
+    values["is_closed"] = candles.loc[values.index, "is_closed"]
+    written_columns = (*columns, *(("regime",) if stage == "indicators" else ()), "is_closed")
+    written = copy_upsert(conn, "indicator_values", (*_KEYS, *written_columns), _KEYS,
+                          _as_rows(instrument_id, timeframe, values, written_columns),
+                          update=written_columns, stamp="computed_at")
+    last = _last_closed(values)
+    if last is not None:
+        write_watermark(conn, instrument_id, timeframe, stage, last)
+    return {"bars": len(values), "rows_written": written}
+
+
+def refresh_regime(conn: Connection, instrument_id: int, timeframe: str, params: IndicatorParams,
+                   since: datetime | None = None) -> dict:
+    """Re-derive the regime column from stored indicator values (after a rule change, say)."""
+    mark = None if since is not None else read_watermark(conn, instrument_id, timeframe, "regime")
+    stored = load_indicators(conn, instrument_id, timeframe, since=since or mark)
+    if mark is not None:
+        stored = stored.loc[stored.index > mark]
+    if stored.empty:
+        return {"bars": 0, "rows_written": 0}
+    closes = load_candles(conn, instrument_id, timeframe, since=stored.index[0])["close"]
+    stored["regime"] = classify_regime(stored.join(closes, how="left"), params)
+    written = copy_upsert(conn, "indicator_values", (*_KEYS, "regime", "is_closed"), _KEYS,
+                          _as_rows(instrument_id, timeframe, stored, ("regime", "is_closed")),
+                          update=("regime",), stamp="computed_at")
+    last = _last_closed(stored)
+    if last is not None:
+        write_watermark(conn, instrument_id, timeframe, "regime", last)
+    return {"bars": len(stored), "rows_written": written}
+
+
+def refresh_patterns(conn: Connection, instrument_id: int, timeframe: str, params: PatternParams = PatternParams(),
+                     since: datetime | None = None) -> dict:
+    """Detect patterns on closed bars after the watermark (or from `since`); idempotent upsert."""
+    mark = None if since is not None else read_watermark(conn, instrument_id, timeframe, "patterns")
+    candles = load_candles(conn, instrument_id, timeframe, since=since or mark, bars_before=_PATTERN_CONTEXT_BARS)
+    closed = candles.loc[candles["is_closed"]]
+    start = _first_bar(closed, mark, since)
+    if start is None:
+        return {"bars": 0, "patterns": 0, "rows_written": 0}
+    found = detect_patterns(closed[["open", "high", "low", "close", "volume"]], params)
+    found = found.loc[found["ts"] >= start]
+    rows = ((instrument_id, timeframe, ts.to_pydatetime(), name, direction, float(strength))
+            for ts, name, direction, strength in found[["ts", "pattern", "direction", "strength"]].itertuples(index=False))
+    written = copy_upsert(conn, "patterns", (*_KEYS, "pattern", "direction", "strength"), (*_KEYS, "pattern"),
+                          rows, update=("direction", "strength"))
+    write_watermark(conn, instrument_id, timeframe, "patterns", closed.index[-1].to_pydatetime())
+    return {"bars": int((closed.index >= start).sum()), "patterns": len(found), "rows_written": written}
+
+
+def refresh_levels(conn: Connection, instrument_id: int, timeframe: str, lookback_bars: int,
+                   params: LevelParams = LevelParams()) -> dict:
+    """Replace the instrument's support/resistance set with one found on its last closed bars."""
+    candles = conn.execute(text(
+        "SELECT max(ts) FROM candles WHERE instrument_id = :i AND timeframe = :tf AND is_closed"
+    ), {"i": instrument_id, "tf": timeframe}).scalar_one()
+    if candles is None:
+        return {"levels": 0, "rows_written": 0, "removed": 0}
+    recent = load_candles(conn, instrument_id, timeframe, since=candles, bars_before=lookback_bars)
+    recent = recent.loc[recent["is_closed"]]
+    levels = find_levels(recent[["open", "high", "low", "close", "volume"]], params)
+    rows = [(instrument_id, timeframe, kind, float(price), int(touches), float(strength),
+             first.to_pydatetime(), last.to_pydatetime())
+            for kind, price, touches, strength, first, last in levels[
+                ["kind", "price", "touches", "strength", "first_ts", "last_ts"]].itertuples(index=False)]
+    removed = conn.execute(text(
+        "DELETE FROM levels WHERE instrument_id = :i AND timeframe = :tf "
+        "AND NOT ((kind, price) = ANY(SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:prices AS float8[]))))"
+    ), {"i": instrument_id, "tf": timeframe, "kinds": [r[2] for r in rows], "prices": [r[3] for r in rows]}).rowcount
+    written = copy_upsert(conn, "levels", ("instrument_id", "timeframe", "kind", "price", "touches", "strength",
+                                           "first_ts", "last_ts"),
+                          ("instrument_id", "timeframe", "kind", "price"), rows,
+                          update=("touches", "strength", "first_ts", "last_ts"), stamp="computed_at")
+    return {"levels": len(rows), "rows_written": written, "removed": removed}

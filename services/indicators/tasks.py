@@ -1,0 +1,67 @@
+"""Indicator-queue Celery tasks: thin wrappers over the analysis use cases."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from services.core.celery_app import app
+from services.core.config import get_settings
+from services.core.db import get_engine
+from services.core.instruments import require_instrument
+from services.core.timeparse import parse_instant as _instant
+from services.indicators import analysis
+from services.indicators.engine import IndicatorParams
+
+__all__ = ["compute_indicators", "compute_ema_channel", "compute_regime", "detect_patterns", "find_levels"]
+
+log = logging.getLogger(__name__)
+
+
+def _run(symbol: str, timeframe: str, work: Callable) -> dict:
+    """Resolve the instrument, run `work(conn, instrument_id)` in one transaction, tag the result."""
+    settings = get_settings()
+    with get_engine().begin() as conn:
+        instrument_id = require_instrument(conn, settings.exchange, symbol)
+        result = work(conn, instrument_id)
+    log.info("%s %s: %s", symbol, timeframe, result)
+    return {"symbol": symbol, "timeframe": timeframe, **result}
+
+
+def _params() -> IndicatorParams:
+    return IndicatorParams.from_mapping(get_settings().indicator_params)
+
+
+@app.task(name="indicators.compute")
+def compute_indicators(symbol: str, timeframe: str, since: str | None = None) -> dict:
+    """Every indicator and the regime, for bars not yet computed (or from `since`)."""
+    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_indicators(
+        conn, i, timeframe, _params(), since=_instant(since)))
+
+
+@app.task(name="indicators.ema_channel")
+def compute_ema_channel(symbol: str, timeframe: str, since: str | None = None) -> dict:
+    """Only the EMA channel (EMA of highs and of lows)."""
+    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_indicators(
+        conn, i, timeframe, _params(), columns=analysis.CHANNEL_COLUMNS, stage="ema_channel", since=_instant(since)))
+
+
+@app.task(name="indicators.regime")
+def compute_regime(symbol: str, timeframe: str, since: str | None = None) -> dict:
+    """Re-derive the regime from stored indicator values."""
+    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_regime(
+        conn, i, timeframe, _params(), since=_instant(since)))
+
+
+@app.task(name="indicators.patterns")
+def detect_patterns(symbol: str, timeframe: str, since: str | None = None) -> dict:
+    """Candlestick patterns on closed bars."""
+    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_patterns(conn, i, timeframe,
+                                                                              since=_instant(since)))
+
+
+@app.task(name="indicators.levels")
+def find_levels(symbol: str, timeframe: str) -> dict:
+    """Support and resistance levels from recent closed bars."""
+    lookback = get_settings().levels_lookback_bars
+    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))

@@ -1,0 +1,27 @@
+"""Signal-queue Celery tasks: thin wrappers over signal generation."""
+
+from __future__ import annotations
+
+import logging
+
+from services.core.celery_app import app
+from services.core.config import get_settings
+from services.core.db import get_engine
+from services.core.instruments import require_instrument
+from services.core.timeparse import parse_instant
+from services.signals.generation import refresh_signals
+
+__all__ = ["generate_signals"]
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="signals.generate")
+def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> dict:
+    """Run every strategy on bars not yet processed; returns how many signals were created."""
+    settings = get_settings()
+    with get_engine().begin() as conn:
+        instrument_id = require_instrument(conn, settings.exchange, symbol)
+        result = refresh_signals(conn, instrument_id, timeframe, since=parse_instant(since))
+    log.info("%s %s: %s", symbol, timeframe, result)
+    return {"symbol": symbol, "timeframe": timeframe, **result}
