@@ -9,11 +9,13 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.instruments import require_instrument
+from services.core.stages import run_stage
 from services.core.timeparse import parse_instant as _instant
 from services.indicators import analysis
 from services.indicators.engine import IndicatorParams
 
-__all__ = ["compute_indicators", "compute_ema_channel", "compute_regime", "detect_patterns", "find_levels"]
+__all__ = ["compute_indicators", "compute_ema_channel", "compute_regime", "detect_patterns", "find_levels",
+           "indicators_stage", "ema_stage", "regime_stage", "patterns_stage", "levels_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +67,29 @@ def find_levels(symbol: str, timeframe: str) -> dict:
     """Support and resistance levels from recent closed bars."""
     lookback = get_settings().levels_lookback_bars
     return _run(symbol, timeframe, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))
+
+
+# Pipeline stages: the same work, taking and returning the chain's carry.
+@app.task(name="indicators.stage.indicators")
+def indicators_stage(carry: dict) -> dict:
+    return run_stage(carry, "indicators", lambda symbol, timeframe, _: compute_indicators(symbol, timeframe))
+
+
+@app.task(name="indicators.stage.ema")
+def ema_stage(carry: dict) -> dict:
+    return run_stage(carry, "ema", lambda symbol, timeframe, _: compute_ema_channel(symbol, timeframe))
+
+
+@app.task(name="indicators.stage.regime")
+def regime_stage(carry: dict) -> dict:
+    return run_stage(carry, "regime", lambda symbol, timeframe, _: compute_regime(symbol, timeframe))
+
+
+@app.task(name="indicators.stage.patterns")
+def patterns_stage(carry: dict) -> dict:
+    return run_stage(carry, "patterns", lambda symbol, timeframe, _: detect_patterns(symbol, timeframe))
+
+
+@app.task(name="indicators.stage.levels")
+def levels_stage(carry: dict) -> dict:
+    return run_stage(carry, "levels", lambda symbol, timeframe, _: find_levels(symbol, timeframe))

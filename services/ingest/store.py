@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, text
 
+from services.core.bulk import copy_upsert
 from services.ingest.validate import Rejection
 
 __all__ = [
@@ -56,47 +56,23 @@ def last_closed_ts(conn: Connection, instrument_id: int, timeframe: str) -> int 
     return None if value is None else _to_ms(value)
 
 
-_STAGE = """
-    CREATE TEMP TABLE IF NOT EXISTS candles_stage (
-        ts_ms bigint, open float8, high float8, low float8, close float8, volume float8, is_closed boolean
-    ) ON COMMIT DELETE ROWS
-"""
-
-# Closed candles are immutable: only a stored open candle may be replaced, and
-# only when something changed, so re-running a fetch rewrites nothing.
-_MERGE = """
-    INSERT INTO candles AS c (instrument_id, timeframe, ts, open, high, low, close, volume, is_closed)
-    SELECT :i, :tf, to_timestamp(ts_ms / 1000.0), open, high, low, close, volume, is_closed FROM candles_stage
-    ON CONFLICT (instrument_id, timeframe, ts) DO UPDATE
-       SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-           volume = EXCLUDED.volume, is_closed = EXCLUDED.is_closed, updated_at = now()
-     WHERE NOT c.is_closed
-       AND (c.open, c.high, c.low, c.close, c.volume, c.is_closed)
-           IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.is_closed)
-"""
+_CANDLE_COLUMNS = ("instrument_id", "timeframe", "ts", "open", "high", "low", "close", "volume", "is_closed")
 
 
 def upsert_candles(conn: Connection, instrument_id: int, timeframe: str,
                    rows: Iterable[tuple[int, float, float, float, float, float, bool]]) -> int:
-    """COPY rows (ts_ms, o, h, l, c, v, is_closed) into a staging table, then merge; returns rows written."""
-    buffer = io.StringIO()
-    count = 0
-    for ts_ms, o, h, l, c, v, closed in rows:
-        # repr() keeps every bit of a float, so the round trip through text is exact.
-        buffer.write(f"{ts_ms}\t{o!r}\t{h!r}\t{l!r}\t{c!r}\t{v!r}\t{'t' if closed else 'f'}\n")
-        count += 1
-    if not count:
-        return 0
-    conn.execute(text(_STAGE))
-    buffer.seek(0)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.copy_expert("COPY candles_stage FROM STDIN", buffer)
-    finally:
-        cursor.close()
-    written = conn.execute(text(_MERGE), {"i": instrument_id, "tf": timeframe}).rowcount
-    conn.execute(text("DELETE FROM candles_stage"))
-    return written
+    """Bulk-merge rows (ts_ms, o, h, l, c, v, is_closed); returns rows inserted or replaced.
+
+    Closed candles are immutable: only a stored open candle may be replaced, and
+    only when something changed, so re-running a fetch rewrites nothing.
+    """
+    return copy_upsert(
+        conn, "candles", _CANDLE_COLUMNS, ("instrument_id", "timeframe", "ts"),
+        ((instrument_id, timeframe, ms_to_datetime(ts), o, h, l, c, v, closed) for ts, o, h, l, c, v, closed in rows),
+        update=("open", "high", "low", "close", "volume", "is_closed"),
+        update_where="NOT t.is_closed",
+        stamp="updated_at",
+    )
 
 
 def store_rejections(conn: Connection, instrument_id: int, timeframe: str, rejections: list[Rejection]) -> int:

@@ -6,12 +6,13 @@ import logging
 
 from services.core.celery_app import app
 from services.core.config import get_settings
-from services.core.exceptions import RetryableSourceError
+from services.core.exceptions import RetryableSourceError, SourceError
+from services.core.stages import run_stage
 from services.core.timeparse import parse_instant_ms
 from services.ingest import fetching
 from services.ingest.context import worker_context
 
-__all__ = ["sync_instrument", "sync_all", "backfill_range", "repair_failed_windows"]
+__all__ = ["sync_instrument", "sync_all", "backfill_range", "repair_failed_windows", "ohlc_stage", "backfill_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +53,29 @@ def backfill_range(symbol: str, timeframe: str, since: str, until: str | None = 
 def repair_failed_windows(limit: int = 500) -> list[dict]:
     """Re-fetch windows the ledger marks failed or gappy."""
     return fetching.repair_windows(worker_context(), limit=limit)
+
+
+def _stage_result(report: fetching.RunReport) -> dict:
+    """A sync or backfill as a pipeline stage: counts, and failure if any window failed."""
+    if report.failed:
+        first = report.failed[0]
+        raise SourceError(f"{len(report.failed)} of {report.windows} fetch window(s) failed "
+                          f"(ledgered for repair); first: {first['error']}")
+    return {"candles": report.candles, "windows": report.windows, "rejected": report.rejected,
+            "missing": report.missing}
+
+
+@app.task(name="ingest.stage.ohlc")
+def ohlc_stage(carry: dict) -> dict:
+    """Pipeline stage: sync the carried instrument."""
+    lookback = get_settings().sync_lookback_bars
+    return run_stage(carry, "ohlc", lambda symbol, timeframe, _: _stage_result(
+        fetching.sync_instrument(worker_context(), symbol, timeframe, lookback)))
+
+
+@app.task(name="ingest.stage.backfill")
+def backfill_stage(carry: dict) -> dict:
+    """Pipeline stage: backfill the carried instrument over params since/until."""
+    return run_stage(carry, "backfill", lambda symbol, timeframe, params: _stage_result(fetching.backfill(
+        worker_context(), symbol, timeframe, parse_instant_ms(params["since"]),
+        parse_instant_ms(params["until"]) if params.get("until") else None)))

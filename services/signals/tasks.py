@@ -8,10 +8,11 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.instruments import require_instrument
+from services.core.stages import run_stage
 from services.core.timeparse import parse_instant
 from services.signals.generation import refresh_signals
 
-__all__ = ["generate_signals"]
+__all__ = ["generate_signals", "signals_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +26,9 @@ def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> d
         result = refresh_signals(conn, instrument_id, timeframe, since=parse_instant(since))
     log.info("%s %s: %s", symbol, timeframe, result)
     return {"symbol": symbol, "timeframe": timeframe, **result}
+
+
+@app.task(name="signals.stage.signals")
+def signals_stage(carry: dict) -> dict:
+    """Pipeline stage: signals for the carried instrument."""
+    return run_stage(carry, "signals", lambda symbol, timeframe, _: generate_signals(symbol, timeframe))

@@ -1,0 +1,86 @@
+"""Pipeline orchestration tasks: start a run as a chord of per-instrument chains, then finish it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+from celery import chain, chord
+from sqlalchemy import text
+
+from services.core.celery_app import app
+from services.core.config import get_settings
+from services.core.db import get_engine
+from services.core.runs import KIND_STAGES, release_run
+from services.core.stages import STAGE_TASKS, instrument_label, new_carry
+
+__all__ = ["start_run", "finish_run", "abort_run", "plan_instruments", "summarise"]
+
+log = logging.getLogger(__name__)
+
+
+def plan_instruments(scope: dict, symbols: list[str], timeframes: list[str]) -> list[tuple[str, str]]:
+    """Which (symbol, timeframe) pairs a run covers: the configured ones, narrowed by the scope."""
+    chosen_symbols = [scope["symbol"]] if scope.get("symbol") else symbols
+    chosen_timeframes = [scope["timeframe"]] if scope.get("timeframe") else timeframes
+    return [(symbol, timeframe) for symbol in chosen_symbols for timeframe in chosen_timeframes]
+
+
+def _instrument_chain(run_id: str, kind: str, symbol: str, timeframe: str, params: dict):
+    stages = [app.signature(STAGE_TASKS[stage], immutable=False) for stage in KIND_STAGES[kind]]
+    stages[0] = stages[0].clone(args=(new_carry(run_id, symbol, timeframe, params),))
+    return chain(*stages)
+
+
+@app.task(name="pipeline.start", bind=True)
+def start_run(self, kind: str, scope: dict) -> dict:
+    """Record the run, then fan out one chain per instrument; `pipeline.finish` closes it."""
+    run_id = self.request.id
+    settings = get_settings()
+    instruments = plan_instruments(scope, settings.symbols, settings.timeframes)
+    with get_engine().begin() as conn:
+        conn.execute(text("""
+            INSERT INTO pipeline_runs (id, kind, scope, state, started_at)
+            VALUES (:id, :kind, CAST(:scope AS jsonb), 'STARTED', now())
+            ON CONFLICT (id) DO NOTHING"""), {"id": run_id, "kind": kind, "scope": json.dumps(scope)})
+    params = {k: scope[k] for k in ("since", "until") if k in scope}
+    chains = [_instrument_chain(run_id, kind, symbol, timeframe, params) for symbol, timeframe in instruments]
+    finish = app.signature("pipeline.finish", args=(run_id, kind, scope))
+    finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope}))
+    chord(chains)(finish)
+    log.info("run %s (%s %s): %d instrument chain(s) queued", run_id, kind, scope, len(chains))
+    return {"run_id": run_id, "instruments": [instrument_label(*pair) for pair in instruments]}
+
+
+def summarise(carries: list[dict]) -> tuple[str, list[dict]]:
+    """The run's final state and the failures named: all ok → SUCCESS, some → PARTIAL, none → FAILURE."""
+    errors = [{"instrument": instrument_label(c["symbol"], c["timeframe"]), **c["failed"]}
+              for c in carries if c.get("failed")]
+    if not errors:
+        return "SUCCESS", []
+    return ("FAILURE" if len(errors) == len(carries) else "PARTIAL"), errors
+
+
+@app.task(name="pipeline.finish")
+def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict:
+    """Write the run's final state, then let the next run of this kind and scope start."""
+    state, errors = summarise(carries)
+    with get_engine().begin() as conn:
+        conn.execute(text("""
+            UPDATE pipeline_runs SET state = :state, errors = CAST(:errors AS jsonb), finished_at = now()
+             WHERE id = :id"""), {"id": run_id, "state": state, "errors": json.dumps(errors)})
+    release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
+    log.info("run %s finished %s (%d failed instrument(s))", run_id, state, len(errors))
+    return {"state": state, "errors": errors}
+
+
+@app.task(name="pipeline.abort")
+def abort_run(*_errback_args, run_id: str, kind: str, scope: dict) -> None:
+    """Errback when a chain died outside a stage (hard time limit, lost database): FAILURE, not stuck."""
+    errors = [{"instrument": "*", "stage": "pipeline", "error": "a stage task crashed; see the worker logs"}]
+    with get_engine().begin() as conn:
+        conn.execute(text("""
+            UPDATE pipeline_runs SET state = 'FAILURE', errors = CAST(:errors AS jsonb), finished_at = now()
+             WHERE id = :id AND finished_at IS NULL"""), {"id": run_id, "errors": json.dumps(errors)})
+    release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
