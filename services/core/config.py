@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     api_token: str = "CHANGE_ME"
     indicator_params: dict = Field(default_factory=dict, description="JSON overrides, e.g. {\"rsi\": 21}")
     levels_lookback_bars: int = Field(500, gt=10)
+    schedule_overrides: dict = Field(default_factory=dict, description="JSON: job name → fields or null")
+    beat_lock_timeout_s: int = Field(60, ge=15)
+    runs_retention_days: int = Field(30, gt=0)
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

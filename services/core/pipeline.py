@@ -12,10 +12,10 @@ from sqlalchemy import text
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.runs import KIND_STAGES, release_run
+from services.core.runs import KIND_STAGES, claim_run, release_run, request_of
 from services.core.stages import STAGE_TASKS, instrument_label, new_carry
 
-__all__ = ["start_run", "finish_run", "abort_run", "plan_instruments", "summarise"]
+__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "plan_instruments", "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ def start_run(self, kind: str, scope: dict) -> dict:
     """Record the run, then fan out one chain per instrument; `pipeline.finish` closes it."""
     run_id = self.request.id
     settings = get_settings()
+    # Beat-started runs arrive without the API's claim; a run still going wins.
+    running = claim_run(redis.Redis.from_url(settings.redis_url), request_of(kind, scope), run_id)
+    if running is not None:
+        log.warning("run %s (%s %s) skipped: run %s of the same kind and scope is still going",
+                    run_id, kind, scope, running)
+        return {"run_id": run_id, "duplicate_of": running}
     instruments = plan_instruments(scope, settings.symbols, settings.timeframes)
     with get_engine().begin() as conn:
         conn.execute(text("""
@@ -84,3 +90,18 @@ def abort_run(*_errback_args, run_id: str, kind: str, scope: dict) -> None:
             UPDATE pipeline_runs SET state = 'FAILURE', errors = CAST(:errors AS jsonb), finished_at = now()
              WHERE id = :id AND finished_at IS NULL"""), {"id": run_id, "errors": json.dumps(errors)})
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
+
+
+@app.task(name="pipeline.prune")
+def prune_history() -> dict:
+    """Delete finished runs and successful ledger rows older than RUNS_RETENTION_DAYS."""
+    days = get_settings().runs_retention_days
+    with get_engine().begin() as conn:
+        runs = conn.execute(text(
+            "DELETE FROM pipeline_runs WHERE finished_at < now() - make_interval(days => :d)"), {"d": days}).rowcount
+        # Failed and gappy windows stay: they are the repair task's to-do list.
+        windows = conn.execute(text(
+            "DELETE FROM fetch_ledger WHERE status IN ('ok', 'empty') AND fetched_at < now() - make_interval(days => :d)"
+        ), {"d": days}).rowcount
+    log.info("pruned %d run(s) and %d ledger row(s) older than %d days", runs, windows, days)
+    return {"runs": runs, "ledger_rows": windows}

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from services.core.config import timeframe_seconds
 from services.core.timeparse import parse_instant_ms
 
-__all__ = ["KINDS", "KIND_STAGES", "RunRequest", "InvalidRunRequest", "validate_request", "submit_run", "run_status",
+__all__ = ["KINDS", "KIND_STAGES", "RunRequest", "InvalidRunRequest", "validate_request", "claim_run", "request_of", "submit_run", "run_status",
            "release_run", "RUN_STATES"]
 
 # What each kind runs per instrument, in order; each stage is one task on its worker's queue.
@@ -92,23 +92,36 @@ def validate_request(kind: str | None, symbol: str | None = None, timeframe: str
     return RunRequest(kind, symbol, timeframe, since, until)
 
 
+def claim_run(client: redis.Redis, request: RunRequest, run_id: str) -> str | None:
+    """Take the lock for this kind and scope; returns the id of the run already holding it, if any."""
+    key = request.dedup_key()
+    while not client.set(key, run_id, nx=True, ex=_LOCK_TTL_S):
+        holder = client.get(key)
+        if holder is not None:  # else it expired between our SET and GET: try again
+            return None if holder.decode() == run_id else holder.decode()
+    return None
+
+
 def submit_run(celery: Celery, client: redis.Redis, request: RunRequest) -> tuple[str, bool]:
     """Queue a run by task name; returns (run id, True) or (the running duplicate's id, False)."""
     run_id = str(uuid.uuid4())
-    if not client.set(request.dedup_key(), run_id, nx=True, ex=_LOCK_TTL_S):
-        running = client.get(request.dedup_key())
-        if running:
-            return running.decode(), False
-        client.set(request.dedup_key(), run_id, ex=_LOCK_TTL_S)  # the lock expired in between
+    running = claim_run(client, request, run_id)
+    if running is not None:
+        return running, False
     client.set(f"candleflow:run:{run_id}", json.dumps({"kind": request.kind, "scope": request.scope()}),
                ex=_RECORD_TTL_S)
     celery.send_task("pipeline.start", args=[request.kind, request.scope()], task_id=run_id)
     return run_id, True
 
 
+def request_of(kind: str, scope: dict) -> RunRequest:
+    """The request a stored run kind and scope stand for."""
+    return RunRequest(kind, **{k: scope.get(k) for k in ("symbol", "timeframe", "since", "until")})
+
+
 def release_run(client: redis.Redis, kind: str, scope: dict, run_id: str) -> None:
     """Drop the de-duplication lock if this run still holds it."""
-    key = RunRequest(kind, **{k: scope.get(k) for k in ("symbol", "timeframe", "since", "until")}).dedup_key()
+    key = request_of(kind, scope).dedup_key()
     if (client.get(key) or b"").decode() == run_id:
         client.delete(key)
 
