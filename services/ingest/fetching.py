@@ -72,7 +72,7 @@ class RunReport:
 
 def _download(ctx: IngestContext, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> tuple[list, int]:
     tf_ms = timeframe_seconds(timeframe) * 1000
-    limit = min(ctx.source.capabilities.max_candles, max(1, (end_ms - start_ms) // tf_ms))
+    limit = min(ctx.source.capabilities.max_candles, max(1, -(-(end_ms - start_ms) // tf_ms)))  # ceil: a partial last bar counts
     describe = f"{ctx.source.name} {symbol} {timeframe} [{start_ms}, {end_ms})"
     kwargs = {"sleep": ctx.sleep} if ctx.sleep else {}
     return call_with_retries(

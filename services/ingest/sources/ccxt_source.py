@@ -41,7 +41,9 @@ class CcxtSource(CandleSource):
         self.name = exchange_id
         self.capabilities = capabilities_for(exchange_id, getattr(klass, "features", None) or klass().features)
         # ccxt's own limiter is per instance; the shared Redis limiter replaces it.
-        self._client = klass({"enableRateLimit": False, "timeout": timeout_ms,
+        # Keeping the last parsed body lets us tell "no candles" from "unreadable body":
+        # ccxt returns [] for both.
+        self._client = klass({"enableRateLimit": False, "timeout": timeout_ms, "enableLastJsonResponse": True,
                               "options": dict(self.capabilities.options)})
         if api_url:
             point_ccxt_at(self._client, api_url)
@@ -73,4 +75,8 @@ class CcxtSource(CandleSource):
         if timeframe not in (self._client.timeframes or {}):
             raise PermanentSourceError(f"{self.name} does not support timeframe {timeframe!r}")
         describe = f"{self.name} fetch_ohlcv {symbol} {timeframe} since {since_ms}"
-        return self._call(describe, lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit))
+        rows = self._call(describe, lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit))
+        if not rows and self._client.last_json_response is None and self._client.last_http_response:
+            body = str(self._client.last_http_response)[:120]
+            raise RetryableSourceError(f"{describe}: unreadable response body (not JSON): {body!r}")
+        return rows

@@ -1,0 +1,141 @@
+"""Ingest against real Postgres, real Redis and the real ccxt client talking to the simulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.exceptions import PermanentSourceError
+from services.core.timeparse import parse_instant_ms
+from services.exchange_sim.server import running_simulator
+from services.ingest.fetching import backfill, repair_windows, sync_instrument
+from tests.utils.ingest import ledger, reference_candles, sim_context, table_rows
+
+pytestmark = pytest.mark.integration
+
+H = 3_600_000
+SINCE = parse_instant_ms("2024-01-01")
+UNTIL = parse_instant_ms("2024-03-01")  # two months: 60 days of hourly bars
+NOW = "2024-03-01T00:30:00Z"
+SYMBOLS = ("BTC/USD", "ETH/USD")
+CANDLES_SQL = """SELECT i.symbol, (extract(epoch FROM c.ts) * 1000)::bigint, c.open, c.high, c.low, c.close,
+                        c.volume, c.is_closed, c.updated_at
+                   FROM candles c JOIN instruments i ON i.id = c.instrument_id ORDER BY 1, 2"""
+
+
+@pytest.fixture()
+def sim():
+    with running_simulator(symbols=["BTC/USD", "ETH/USD", "SOL/USD"], now=NOW, seed=7) as (url, simulator):
+        yield url, simulator
+
+
+@pytest.fixture()
+def ctx(sim, engine, redis_url):
+    return sim_context(sim[0], engine, redis_url)
+
+
+def test_a_two_month_hourly_backfill_of_two_symbols_stores_exactly_the_expected_candles(sim, ctx, engine):
+    for symbol in SYMBOLS:
+        report = backfill(ctx, symbol, "1h", SINCE, UNTIL)
+        assert (report.candles, report.windows, report.rejected, report.failed) == (1440, 2, 0, [])
+    stored = table_rows(engine, CANDLES_SQL)
+    assert len(stored) == 2 * 1440
+    for symbol in SYMBOLS:
+        expected = reference_candles(sim[0], symbol, "1h", SINCE, UNTIL)
+        assert len(expected) == 1440
+        got = [row[1:7] for row in stored if row[0] == symbol]
+        assert got == [tuple(row) for row in expected]
+    assert all(row[7] for row in stored), "every bar before now is closed"
+    assert [(w["symbol"], w["status"], w["candles"]) for w in ledger(engine)] == [
+        ("BTC/USD", "ok", 1000), ("BTC/USD", "ok", 440), ("ETH/USD", "ok", 1000), ("ETH/USD", "ok", 440)]
+
+
+def test_running_the_same_backfill_again_changes_nothing(ctx, engine):
+    backfill(ctx, "BTC/USD", "1h", SINCE, UNTIL)
+    before = table_rows(engine, CANDLES_SQL)
+    report = backfill(ctx, "BTC/USD", "1h", SINCE, UNTIL)
+    assert report.candles == 1440  # fetched and validated again …
+    assert table_rows(engine, CANDLES_SQL) == before  # … yet not one row rewritten
+    assert len(ledger(engine)) == 2
+
+
+def test_a_sync_after_the_clock_advances_adds_only_new_candles_and_closes_the_open_one(sim, ctx, engine):
+    _, simulator = sim
+    backfill(ctx, "BTC/USD", "1h", UNTIL - 10 * H)
+    first = table_rows(engine, CANDLES_SQL)
+    assert len(first) == 11 and first[-1][1] == UNTIL and first[-1][7] is False  # 00:00 bar still open
+    simulator.advance(2 * 3600)  # now 02:30
+    report = sync_instrument(ctx, "BTC/USD", "1h")
+    after = table_rows(engine, CANDLES_SQL)
+    assert report.candles == 3  # the bar that was open, plus two new ones
+    assert len(after) == 13
+    assert after[:10] == first[:10], "closed candles are never rewritten"
+    assert [(row[1], row[7]) for row in after[10:]] == [(UNTIL, True), (UNTIL + H, True), (UNTIL + 2 * H, False)]
+    final = reference_candles(sim[0], "BTC/USD", "1h", UNTIL, UNTIL + H)[0]
+    assert after[10][1:7] == tuple(final)
+
+
+def test_rate_limits_and_server_errors_are_retried_and_the_ledger_counts_the_attempts(sim, ctx, engine):
+    sim[1].set_faults([{"kind": "http_503", "path": "/api/v3/klines", "times": 1},
+                       {"kind": "http_429", "path": "/api/v3/klines", "times": 2}])
+    report = backfill(ctx, "BTC/USD", "1h", SINCE, SINCE + 100 * H)
+    assert report.candles == 100 and not report.failed
+    assert [(w["status"], w["attempts"]) for w in ledger(engine)] == [("ok", 4)]
+
+
+@pytest.mark.parametrize("fault", [{"kind": "timeout", "seconds": 1.5, "times": 1},
+                                   {"kind": "malformed_json", "times": 2},
+                                   {"kind": "html_page", "times": 1}])
+def test_timeouts_and_unreadable_bodies_are_retried(sim, engine, redis_url, fault):
+    ctx = sim_context(sim[0], engine, redis_url, timeout_ms=500)
+    sim[1].set_faults([{**fault, "path": "/api/v3/klines"}])
+    report = backfill(ctx, "ETH/USD", "1h", SINCE, SINCE + 24 * H)
+    assert report.candles == 24
+    assert ledger(engine)[0]["attempts"] == fault["times"] + 1
+
+
+def test_a_window_that_keeps_failing_is_ledgered_as_failed_then_repaired(sim, ctx, engine):
+    sim[1].set_faults([{"kind": "http_500", "path": "/api/v3/klines", "start_ms": SINCE + 1000 * H}])
+    report = backfill(ctx, "BTC/USD", "1h", SINCE, UNTIL)
+    assert report.candles == 1000 and len(report.failed) == 1
+    failed = [w for w in ledger(engine) if w["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["attempts"] == 4 and "ExchangeNotAvailable" in failed[0]["error"]
+    sim[1].clear_faults()
+    outcomes = repair_windows(ctx)
+    assert [(o["was"], o["status"], o["candles"]) for o in outcomes] == [("failed", "ok", 440)]
+    assert len(table_rows(engine, CANDLES_SQL)) == 1440
+    assert {w["status"] for w in ledger(engine)} == {"ok"}
+
+
+def test_an_unknown_symbol_fails_at_once_with_a_clear_message(sim, ctx, engine):
+    with pytest.raises(PermanentSourceError, match="does not list symbol 'DOGE/USD'"):
+        backfill(ctx, "DOGE/USD", "1h", SINCE, SINCE + 10 * H)
+    assert sim[1].request_counts().get("/api/v3/klines", 0) == 0
+    assert [(w["status"], w["attempts"]) for w in ledger(engine)] == [("failed", 1)]
+
+
+def test_missing_candles_are_reported_as_gaps_in_the_ledger(sim, ctx, engine):
+    gone = [SINCE + 5 * H, SINCE + 6 * H]
+    sim[1].set_faults([{"kind": "missing_candles", "symbol": "BTC/USD", "ts": gone}])
+    report = backfill(ctx, "BTC/USD", "1h", SINCE, SINCE + 48 * H)
+    assert (report.candles, report.missing) == (46, 2)
+    assert [(w["status"], w["missing"]) for w in ledger(engine)] == [("gaps", 2)]
+    stored = {row[1] for row in table_rows(engine, CANDLES_SQL)}
+    assert not stored & set(gone)
+
+
+@pytest.mark.parametrize(("defect", "reason"), [("high_below_low", "high_below_low"),
+                                                 ("negative_price", "non_positive_price"),
+                                                 ("zero_price", "non_positive_price"),
+                                                 ("nan_price", "non_finite_price"),
+                                                 ("negative_volume", "negative_volume")])
+def test_each_kind_of_bad_candle_lands_in_rejected_candles_while_good_ones_are_stored(sim, ctx, engine,
+                                                                                       defect, reason):
+    bad_ts = SINCE + 3 * H
+    sim[1].set_faults([{"kind": "bad_candle", "symbol": "BTC/USD", "ts": [bad_ts], "defect": defect}])
+    report = backfill(ctx, "BTC/USD", "1h", SINCE, SINCE + 10 * H)
+    assert (report.candles, report.rejected) == (9, 1)
+    rejected = table_rows(engine, "SELECT raw_ts, reason FROM rejected_candles")
+    assert rejected == [(bad_ts, reason)]
+    assert bad_ts not in {row[1] for row in table_rows(engine, CANDLES_SQL)}
+    backfill(ctx, "BTC/USD", "1h", SINCE, SINCE + 10 * H)
+    assert len(table_rows(engine, "SELECT 1 FROM rejected_candles")) == 1, "a refusal is kept once"
