@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test unit integration deps servers lock bench clean
+.PHONY: test unit integration deps servers lock bench clean run-local
 
 test: deps servers
 	$(PY) -m pytest tests --ignore=tests/e2e
@@ -42,3 +42,8 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The whole stack as local processes (Procfile), against REDIS_URL / DATABASE_URL.
+# For the demo exchange: EXCHANGE=binance EXCHANGE_API_URL=http://127.0.0.1:8090 make run-local
+run-local: deps
+	$(VENV)/bin/candleflow run-local

@@ -1,4 +1,4 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, exchange-sim."""
+"""The `candleflow` console script: migrate, backfill, sync, repair, run-local, exchange-sim."""
 
 from __future__ import annotations
 
@@ -92,6 +92,21 @@ def _exchange_sim(argv: list[str]) -> int:
     return sim_main(argv) or 0
 
 
+def _run_local(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from services.core.migrate import upgrade_database
+    from services.core.procfile import run_procfile
+
+    settings = get_settings()
+    upgrade_database(settings.database_url)
+    env = {"API_PORT": "8000", "SIM_PORT": "8090", "SYMBOLS": ",".join(settings.symbols), **os.environ}
+    # The entries name console scripts of this environment (celery, gunicorn), wherever it lives.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return run_procfile(Path(args.procfile), env, only=args.only)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="candleflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     repair = commands.add_parser("repair", help="re-fetch failed fetch windows")
     repair.add_argument("--limit", type=int, default=500)
 
+    run_local = commands.add_parser("run-local", help="migrate, then run every Procfile process")
+    run_local.add_argument("--procfile", default="Procfile")
+    run_local.add_argument("--only", action="append", help="run only this entry (repeatable)")
+
     commands.add_parser("exchange-sim", help="run the offline exchange simulator (see --help after it)",
                         add_help=False)
     return parser
@@ -128,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()  # a bad variable stops here, named in the message
         configure_logging(settings.log_level, settings.log_format)
-        handler = {"migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair}[args.command]
+        handler = {"migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair,
+                   "run-local": _run_local}[args.command]
         return handler(args)
     except (ConfigurationError, ValueError) as exc:
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)
