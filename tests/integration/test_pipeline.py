@@ -1,0 +1,102 @@
+"""The pipeline end to end, every component its own OS process: gunicorn API, three workers,
+beat, the exchange simulator, real Redis and Postgres."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from tests.utils.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ["BTC/USD", "ETH/USD", "SOL/USD"]
+SIM_NOW = "2024-03-01T00:30:00Z"
+COUNTS = """SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM indicator_values),
+                   (SELECT count(*) FROM signals), (SELECT count(DISTINCT instrument_id) FROM signals)"""
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url, database_url):
+    with LocalStack(redis_url, database_url, SYMBOLS, SIM_NOW) as running:
+        yield running
+
+
+def _counts(database_url):
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return tuple(conn.execute(text(COUNTS)).one())
+    finally:
+        engine.dispose()
+
+
+def test_a_triggered_run_for_three_instruments_succeeds_with_per_stage_results(stack, database_url):
+    status, body = stack.trigger("all")
+    assert status == 202 and body["status"] == "success" and body["task_type"] == "all"
+    run = stack.wait_for_run(body["task_id"])
+    assert run["status"] == "SUCCESS", run
+    stages = {(entry["instrument"], entry["stage"]): entry for entry in run["result"]}
+    assert set(stages) == {(f"{s} 1h", stage) for s in SYMBOLS for stage in ("ohlc", "indicators", "signals")}
+    assert all(entry["status"] == "ok" for entry in stages.values())
+    assert stages[("BTC/USD 1h", "ohlc")]["candles"] == 501  # 500 bars of lookback + the open one
+    candles, indicators, signals, signalled = _counts(database_url)
+    assert candles == 3 * 501 and indicators == 3 * 501
+    assert signals > 0 and signalled == 3
+    assert sum(stages[(f"{s} 1h", "signals")]["signals_created"] for s in SYMBOLS) == signals
+
+
+def test_a_second_run_adds_no_duplicates(stack, database_url):
+    before = _counts(database_url)
+    status, body = stack.trigger("all")
+    run = stack.wait_for_run(body["task_id"])
+    assert run["status"] == "SUCCESS"
+    assert _counts(database_url) == before
+    assert all(entry.get("signals_created", 0) == 0 for entry in run["result"])
+
+
+def test_an_unknown_symbol_ends_the_run_partial_naming_it_while_the_others_complete(stack):
+    stack.stop("worker-ingest")
+    stack.start("worker-ingest", SYMBOLS="BTC/USD,ETH/USD,DOGE/USD")
+    stack.wait_for_consumers({"ingest"})
+    try:
+        status, body = stack.trigger("all")
+        run = stack.wait_for_run(body["task_id"])
+    finally:
+        stack.stop("worker-ingest")
+        stack.start("worker-ingest")
+        stack.wait_for_consumers({"ingest"})
+    assert run["status"] == "PARTIAL"
+    assert "DOGE/USD" in run["error"] and "does not list symbol" in run["error"]
+    done = {(e["instrument"], e["stage"]) for e in run["result"] if e["status"] == "ok"}
+    assert {("BTC/USD 1h", "signals"), ("ETH/USD 1h", "signals")} <= done
+    assert not any(e["instrument"] == "DOGE/USD 1h" and e["status"] == "ok" for e in run["result"])
+
+
+def test_a_run_waits_in_the_queue_while_the_indicators_worker_is_down_and_completes_after_restart(
+        stack, redis_url):
+    stack.stop("worker-indicators", signal.SIGKILL)
+    client = redis.Redis.from_url(redis_url)
+    status, body = stack.trigger("indicators")
+    assert status == 202
+    deadline = time.monotonic() + 30
+    while client.llen("indicators") < len(SYMBOLS) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.llen("indicators") == len(SYMBOLS), "the stage tasks wait, queued, for a consumer"
+    status, waiting = stack.trigger("indicators")
+    assert waiting["task_id"] == body["task_id"], "a duplicate request returns the running run"
+    stack.start("worker-indicators")
+    run = stack.wait_for_run(body["task_id"])
+    assert run["status"] == "SUCCESS"
+    assert client.llen("indicators") == 0
+
+
+def test_the_worker_logs_show_the_run(stack):
+    assert "pipeline.start" in stack.log("worker-ingest") or "run " in stack.log("worker-ingest")
+    assert "indicators.stage.indicators" in stack.log("worker-indicators")
