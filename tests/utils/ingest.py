@@ -11,6 +11,7 @@ from services.ingest.ratelimit import SharedRateLimiter
 from services.ingest.retry import RetryPolicy
 from services.ingest.sources.ccxt_source import CcxtSource
 from services.ingest.sources.ccxt_urls import point_ccxt_at
+from tests.utils.ccxt_sim import ccxt_config_for_sim
 
 __all__ = ["sim_context", "reference_candles", "table_rows", "ledger", "FAST_RETRIES"]
 
@@ -28,8 +29,7 @@ def sim_context(base_url: str, engine: Engine, redis_url: str, timeout_ms: int =
 
 def reference_candles(base_url: str, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> list[list]:
     """What the exchange serves for the range, read independently with a plain ccxt client."""
-    client = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}}})
-    point_ccxt_at(client, base_url)
+    client = point_ccxt_at(ccxt.binance(ccxt_config_for_sim()), base_url)
     rows, cursor = [], since_ms
     while cursor < until_ms:
         page = client.fetch_ohlcv(symbol, timeframe, cursor, 1000)

@@ -11,7 +11,7 @@ import ccxt
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.ingest.sources.base import CandleSource
 from services.ingest.sources.capabilities import capabilities_for
-from services.ingest.sources.ccxt_urls import point_ccxt_at
+from services.ingest.sources.ccxt_urls import point_ccxt_at, reject_non_json_bodies
 
 __all__ = ["CcxtSource", "classify_ccxt_error"]
 
@@ -41,10 +41,10 @@ class CcxtSource(CandleSource):
         self.name = exchange_id
         self.capabilities = capabilities_for(exchange_id, getattr(klass, "features", None) or klass().features)
         # ccxt's own limiter is per instance; the shared Redis limiter replaces it.
-        # Keeping the last parsed body lets us tell "no candles" from "unreadable body":
-        # ccxt returns [] for both.
-        self._client = klass({"enableRateLimit": False, "timeout": timeout_ms, "enableLastJsonResponse": True,
+        self._client = klass({"enableRateLimit": False, "timeout": timeout_ms,
                               "options": dict(self.capabilities.options)})
+        # For a 200 that is not JSON ccxt returns [] or rows made of the body's characters.
+        reject_non_json_bodies(self._client)
         if api_url:
             point_ccxt_at(self._client, api_url)
         self._throttle = throttle or (lambda: None)
@@ -75,8 +75,4 @@ class CcxtSource(CandleSource):
         if timeframe not in (self._client.timeframes or {}):
             raise PermanentSourceError(f"{self.name} does not support timeframe {timeframe!r}")
         describe = f"{self.name} fetch_ohlcv {symbol} {timeframe} since {since_ms}"
-        rows = self._call(describe, lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit))
-        if not rows and self._client.last_json_response is None and self._client.last_http_response:
-            body = str(self._client.last_http_response)[:120]
-            raise RetryableSourceError(f"{describe}: unreadable response body (not JSON): {body!r}")
-        return rows
+        return self._call(describe, lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit))

@@ -6,7 +6,6 @@ import pytest
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.ingest.sources.capabilities import capabilities_for
 from services.ingest.sources.ccxt_source import CcxtSource, classify_ccxt_error
-from services.ingest.sources.ccxt_urls import point_ccxt_at
 
 
 @pytest.mark.parametrize("error", [ccxt.NetworkError, ccxt.RequestTimeout, ccxt.RateLimitExceeded,
@@ -29,13 +28,6 @@ def test_capabilities_come_from_ccxt_features_plus_overrides():
     assert (kraken.max_candles, kraken.full_history) == (720, False)
     assert (binance.max_candles, binance.full_history) == (1000, True)
     assert binance.options["fetchMarkets"]["types"] == ["spot"]
-
-
-def test_pointing_a_client_elsewhere_rewrites_every_url_and_keeps_paths():
-    exchange = ccxt.binance()
-    point_ccxt_at(exchange, "http://127.0.0.1:9999/")
-    assert exchange.urls["api"]["public"] == "http://127.0.0.1:9999/api/v3"
-    assert exchange.urls["api"]["fapiPublic"] == "http://127.0.0.1:9999/fapi/v1"
 
 
 def test_an_unknown_exchange_id_is_refused_by_name():

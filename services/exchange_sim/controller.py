@@ -1,0 +1,111 @@
+"""The simulator's state and its controls: markets, price paths, clock, faults, request log."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from datetime import datetime, timezone
+
+from .clock import SimClock, parse_time_ms
+from .faults import FaultPlan
+from .markets import DEFAULT_SYMBOLS, Market, make_market
+from .prices import PricePath
+
+__all__ = ["DEFAULT_LISTED", "DEFAULT_NOW", "Simulator", "iso"]
+
+DEFAULT_LISTED = "2022-01-01T00:00:00Z"  # no candle exists before this, as before a listing
+DEFAULT_NOW = "2024-03-01T00:00:00Z"  # tests' frozen start; the CLI defaults to wall time
+_RECENT = 1000  # request log entries kept for inspection
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Simulator:
+    """Everything one run of the simulator knows; the HTTP app and tests share one instance.
+
+    Tests drive it directly (`sim.advance(3600)`, `sim.set_faults([...])`); other processes
+    use the same controls over HTTP under /_sim/.
+    """
+
+    def __init__(self, seed: int = 0, symbols=DEFAULT_SYMBOLS, now=DEFAULT_NOW,
+                 clock_rate: float = 0.0, faults: list[dict] | None = None,
+                 listed=DEFAULT_LISTED):
+        self.seed = int(seed)
+        markets = [make_market(s) for s in symbols]
+        self.markets: dict[str, Market] = {m.id: m for m in markets}
+        if len(self.markets) != len(markets):
+            raise ValueError(f"duplicate symbols in {list(symbols)}")
+        self.listed_ms = parse_time_ms(listed)
+        self.clock = SimClock(None if now is None else parse_time_ms(now), clock_rate)
+        self.faults = FaultPlan(faults)
+        self._paths: dict[tuple[str, str], PricePath] = {}
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._recent: deque[dict] = deque(maxlen=_RECENT)
+
+    # --- markets and prices -------------------------------------------------------
+    def market(self, symbol: str) -> Market:
+        """By Binance id ("BTCUSD") or ccxt symbol ("BTC/USD")."""
+        return self.markets[symbol.replace("/", "").upper()]
+
+    def price_path(self, symbol: str, interval: str) -> PricePath:
+        market = self.market(symbol)
+        with self._lock:
+            key = (market.id, interval)
+            if key not in self._paths:
+                self._paths[key] = PricePath(self.seed, market, interval, self.listed_ms)
+            return self._paths[key]
+
+    # --- clock ----------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def set_now(self, when, rate: float | None = None) -> int:
+        """Jump the clock to `when` (ms or ISO-8601); it may go backwards."""
+        return self.clock.set(parse_time_ms(when), rate)
+
+    def advance(self, seconds: float) -> int:
+        return self.clock.advance(seconds)
+
+    # --- faults ---------------------------------------------------------------------
+    def set_faults(self, rules: list[dict]) -> None:
+        self.faults.replace(rules)
+
+    def add_faults(self, rules: list[dict]) -> None:
+        self.faults.add(rules)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    # --- request log ----------------------------------------------------------------
+    def record_request(self, path: str, query: str) -> dict:
+        entry = {"path": path, "query": query, "sim_now_ms": self.now_ms(), "status": None}
+        with self._lock:
+            self._counts[path] += 1
+            self._recent.append(entry)
+        return entry
+
+    def request_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def recent_requests(self) -> list[dict]:
+        with self._lock:
+            return [dict(e) for e in self._recent]
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._recent.clear()
+
+    def state(self) -> dict:
+        now = self.now_ms()
+        return {
+            "dialect": "binance-spot", "seed": self.seed,
+            "symbols": [m.symbol for m in self.markets.values()],
+            "listed": iso(self.listed_ms), "now_ms": now, "now": iso(now),
+            "clock_rate": self.clock.rate, "faults": self.faults.describe(),
+            "requests": self.request_counts(),
+        }

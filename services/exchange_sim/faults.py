@@ -1,0 +1,277 @@
+"""Fault plan: deterministic rules that make chosen requests fail or chosen candles go wrong."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+__all__ = [
+    "REQUEST_KINDS", "DATA_KINDS", "DEFECTS",
+    "FaultRule", "RequestContext", "FaultPlan", "GapFilter", "parse_rule", "error_reply",
+]
+
+DATA_KINDS = ("missing_candles", "bad_candle")
+REQUEST_KINDS = ("http_418", "http_429", "http_500", "http_502", "http_503", "http_504",
+                 "timeout", "malformed_json", "html_page")
+DEFECTS = ("high_below_low", "negative_price", "zero_price", "nan_price", "negative_volume")
+_FIELDS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+_DATA_ONLY = ("ts", "defect", "field")
+_REQUEST_ONLY = ("retry_after", "seconds", "body")
+_KEYS = {"kind", "path", "symbol", "interval", "timeframe", "start_ms", "end_ms", "ts",
+         "after", "times", "retry_after", "seconds", "body", "defect", "field"}
+
+
+@dataclass(eq=False)  # rules are compared by identity: two equal rules count separately
+class FaultRule:
+    """One rule; `fired` counts the requests it has failed (or responses it has altered)."""
+
+    kind: str
+    path: str | None = None
+    symbol: str | None = None  # Binance id ("ETHUSD"); a ccxt symbol is accepted and converted
+    interval: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    ts: frozenset[int] = frozenset()
+    after: int = 0
+    times: int | None = None
+    retry_after: int = 1
+    seconds: float = 5.0
+    body: str = "html"
+    defect: str = "high_below_low"
+    field: str = "close"
+    seen: int = 0
+    fired: int = 0
+
+    def describe(self) -> dict:
+        """The rule as JSON, without options that do not apply to its kind."""
+        skip = set(_DATA_ONLY if self.kind not in DATA_KINDS else _REQUEST_ONLY)
+        if self.kind != "timeout":
+            skip.add("seconds")
+        if self.kind not in ("http_418", "http_429"):
+            skip.add("retry_after")
+        if not self.kind.startswith("http_5"):
+            skip.add("body")
+        out = {k: v for k, v in self.__dict__.items() if v is not None and k not in skip}
+        if "ts" in out:
+            out["ts"] = sorted(self.ts)
+        return out
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What a rule may match on; first_ms/last_ms are the open times of the candles served."""
+
+    path: str
+    symbol: str | None = None
+    interval: str | None = None
+    first_ms: int | None = None
+    last_ms: int | None = None
+
+
+def parse_rule(raw: dict) -> FaultRule:
+    """Validate one rule given as JSON; raises ValueError naming the problem."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a fault rule must be an object, got {raw!r}")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ValueError(f"unknown fault rule keys: {sorted(unknown)}")
+    kind = raw.get("kind")
+    if kind not in REQUEST_KINDS + DATA_KINDS:
+        raise ValueError(f"fault kind must be one of {REQUEST_KINDS + DATA_KINDS}, got {kind!r}")
+    rule = FaultRule(kind=kind, path=raw.get("path"),
+                     interval=raw.get("interval", raw.get("timeframe")),
+                     ts=frozenset(int(t) for t in raw.get("ts", ())),
+                     after=int(raw.get("after", 0)), body=raw.get("body", "html"),
+                     defect=raw.get("defect", "high_below_low"), field=raw.get("field", "close"))
+    if raw.get("symbol"):
+        rule.symbol = str(raw["symbol"]).replace("/", "").upper()
+    for key in ("start_ms", "end_ms", "times"):
+        if raw.get(key) is not None:
+            setattr(rule, key, int(raw[key]))
+    rule.retry_after = int(raw.get("retry_after", 1))
+    rule.seconds = float(raw.get("seconds", 5.0))
+    if kind in DATA_KINDS and not rule.ts and rule.start_ms is None:
+        raise ValueError(f"{kind} needs 'ts' (candle open times) or 'start_ms'/'end_ms'")
+    if rule.defect not in DEFECTS or rule.field not in _FIELDS:
+        raise ValueError(f"defect must be one of {DEFECTS}, field one of {tuple(_FIELDS)}")
+    if rule.body not in ("html", "binance_json", "empty"):
+        raise ValueError("body must be 'html', 'binance_json' or 'empty'")
+    return rule
+
+
+def _matches_request(rule: FaultRule, ctx: RequestContext) -> bool:
+    if rule.path is not None and rule.path != ctx.path:
+        return False
+    if rule.symbol is not None and rule.symbol != ctx.symbol:
+        return False
+    if rule.interval is not None and rule.interval != ctx.interval:
+        return False
+    if rule.start_ms is None and rule.end_ms is None:
+        return True
+    if ctx.first_ms is None:  # the request serves no candles, so no window to overlap
+        return False
+    return ((rule.start_ms is None or rule.start_ms <= ctx.last_ms)
+            and (rule.end_ms is None or ctx.first_ms < rule.end_ms))
+
+
+def _hits_candle(rule: FaultRule, open_ms: int) -> bool:
+    if open_ms in rule.ts:
+        return True
+    if rule.start_ms is None or open_ms < rule.start_ms:
+        return False
+    return rule.end_ms is None or open_ms < rule.end_ms
+
+
+def _spent(rule: FaultRule) -> bool:
+    return rule.times is not None and rule.fired >= rule.times
+
+
+class FaultPlan:
+    """The active rules of one simulator run; safe to use from the server's threads."""
+
+    def __init__(self, rules: list[dict] | None = None):
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = [parse_rule(r) for r in rules or ()]
+
+    def replace(self, rules: list[dict]) -> None:
+        parsed = [parse_rule(r) for r in rules]
+        with self._lock:
+            self._rules = parsed
+
+    def add(self, rules: list[dict]) -> None:
+        parsed = [parse_rule(r) for r in rules]
+        with self._lock:
+            self._rules.extend(parsed)
+
+    def clear(self) -> None:
+        self.replace([])
+
+    def describe(self) -> list[dict]:
+        with self._lock:
+            return [r.describe() for r in self._rules]
+
+    def request_fault(self, ctx: RequestContext) -> FaultRule | None:
+        """The first request rule that fires for this request (counting it), if any."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind in DATA_KINDS or _spent(rule) or not _matches_request(rule, ctx):
+                    continue
+                rule.seen += 1
+                if rule.seen > rule.after:
+                    rule.fired += 1
+                    return rule
+            return None
+
+    def _data_rules(self, kind: str, ctx: RequestContext) -> list[FaultRule]:
+        plain = RequestContext(ctx.path, ctx.symbol, ctx.interval)  # the window lives in ts/start/end
+        return [r for r in self._rules if r.kind == kind and not _spent(r)
+                and _matches_request(_unwindowed(r), plain)]
+
+    def gap_filter(self, ctx: RequestContext) -> "GapFilter":
+        """A predicate on candle open times for this klines request: True = leave it out."""
+        with self._lock:
+            return GapFilter(self._data_rules("missing_candles", ctx))
+
+    def record_use(self, rules) -> None:
+        """Count data rules whose candles were in a response (`after` and `times` count these)."""
+        with self._lock:
+            for rule in rules:
+                _count(rule)
+
+    def spoil(self, ctx: RequestContext, rows: list[str], open_ms: list[int], tick: str) -> list[str]:
+        """Kline rows (JSON text, one per open time) with bad_candle rules applied; counts
+        the rules used."""
+        with self._lock:
+            for rule in self._data_rules("bad_candle", ctx):
+                hit = [i for i, ts in enumerate(open_ms) if _hits_candle(rule, ts)]
+                if hit and _armed(rule):
+                    for i in hit:
+                        row = json.loads(rows[i])
+                        row = _with_defect(row, rule.defect, _FIELDS[rule.field], tick)
+                        rows[i] = json.dumps(row, separators=(",", ":"))
+                if hit:
+                    _count(rule)
+        return rows
+
+
+def _armed(rule: FaultRule) -> bool:
+    """A data rule acts once `after` responses holding its candles have passed untouched."""
+    return rule.seen >= rule.after
+
+
+def _count(rule: FaultRule) -> None:
+    if _armed(rule):
+        rule.fired += 1
+    rule.seen += 1
+
+
+class GapFilter:
+    """Hides candles of armed gap rules; remembers every rule whose candles were asked for,
+    so record_use() counts exactly those."""
+
+    def __init__(self, rules: list[FaultRule]):
+        self.rules, self.used = rules, []
+        self._armed = [r for r in rules if _armed(r)]
+
+    def __call__(self, open_ms: int) -> bool:
+        hit = [r for r in self.rules if _hits_candle(r, open_ms)]
+        for rule in hit:
+            if rule not in self.used:
+                self.used.append(rule)
+        return any(r in self._armed for r in hit)
+
+
+def _unwindowed(rule: FaultRule) -> FaultRule:
+    copy = FaultRule(**{**rule.__dict__})
+    copy.start_ms = copy.end_ms = None
+    return copy
+
+
+def _with_defect(row: list, defect: str, index: int, tick: str) -> list:
+    if defect == "high_below_low":
+        row[2] = f"{max(float(row[3]) - float(tick), float(row[3]) * 0.99):.8f}"
+    elif defect == "negative_price":
+        row[index] = "-" + row[index].lstrip("-")
+    elif defect == "zero_price":
+        row[index] = "0.00000000"
+    elif defect == "nan_price":
+        row[index] = "NaN"
+    elif defect == "negative_volume":
+        row[5] = "-" + row[5].lstrip("-")
+    return row
+
+
+_HTML = ("<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+         "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>CloudFront</center>\r\n"
+         "</body>\r\n</html>\r\n")
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+            504: "Gateway Time-out"}
+_MAINTENANCE = ("<!DOCTYPE html><html><head><title>Binance - System Maintenance</title></head>"
+                "<body><h1>System maintenance</h1><p>Binance is upgrading its systems.</p>"
+                "</body></html>")
+
+
+def error_reply(rule: FaultRule, normal_body: str, now_ms: int) -> tuple[int, dict, str]:
+    """(status, headers, body) that a fired request rule answers with (timeouts excluded)."""
+    json_type = {"Content-Type": "application/json;charset=UTF-8"}
+    if rule.kind in ("http_429", "http_418"):
+        msg = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
+               "Please use the websocket for live updates to avoid polling the API."
+               if rule.kind == "http_429" else
+               f"Way too many requests; IP(127.0.0.1) banned until {now_ms + rule.retry_after * 1000}."
+               " Please use the websocket for live updates to avoid bans.")
+        headers = {**json_type, "Retry-After": str(rule.retry_after)}
+        return int(rule.kind[5:]), headers, json.dumps({"code": -1003, "msg": msg})
+    if rule.kind == "malformed_json":
+        # A body cut off mid-stream, as a dropped connection behind a proxy produces.
+        return 200, json_type, normal_body[: max(1, len(normal_body) // 2)]
+    if rule.kind == "html_page":
+        return 200, {"Content-Type": "text/html"}, _MAINTENANCE
+    status = int(rule.kind[5:])
+    if rule.body == "binance_json":
+        return status, json_type, json.dumps(
+            {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
+    if rule.body == "empty":
+        return status, {"Content-Type": "text/html"}, ""
+    return status, {"Content-Type": "text/html"}, _HTML.format(status=status, reason=_REASONS[status])
