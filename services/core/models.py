@@ -43,6 +43,19 @@ class Base(DeclarativeBase):
     """Declarative base of every candleflow table."""
 
 
+class _PerSeries:
+    """Primary-key columns shared by every per-instrument, per-timeframe table."""
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+
+
+class _PerBar(_PerSeries):
+    """… plus the bar's open time."""
+
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
 class Instrument(Base):
     """A symbol on an exchange, with the timeframes kept for it."""
 
@@ -57,14 +70,11 @@ class Instrument(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
 
-class Candle(Base):
+class Candle(_PerBar, Base):
     """One OHLCV bar; closed bars are final, the open bar is replaced until it closes."""
 
     __tablename__ = "candles"
 
-    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
-    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     open: Mapped[float] = mapped_column(Float)
     high: Mapped[float] = mapped_column(Float)
     low: Mapped[float] = mapped_column(Float)
@@ -142,14 +152,11 @@ INDICATOR_COLUMNS = (
 )
 
 
-class IndicatorValues(Base):
+class IndicatorValues(_PerBar, Base):
     """One wide row of indicator values per bar, with the bar's regime."""
 
     __tablename__ = "indicator_values"
 
-    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
-    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     regime: Mapped[str | None] = mapped_column(String(16))
     is_closed: Mapped[bool] = mapped_column(Boolean)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
@@ -159,27 +166,22 @@ for _name in INDICATOR_COLUMNS:  # eighteen identical float columns: declared as
     IndicatorValues.__table__.append_column(mapped_column(_name, Float).column)
 
 
-class Pattern(Base):
+class Pattern(_PerBar, Base):
     """A candlestick pattern completed on a bar."""
 
     __tablename__ = "patterns"
 
-    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
-    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     pattern: Mapped[str] = mapped_column(String(32), primary_key=True)
     direction: Mapped[str] = mapped_column(String(8))
     strength: Mapped[float] = mapped_column(Float)
     detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
 
-class Level(Base):
+class Level(_PerSeries, Base):
     """A support or resistance level: the current set per instrument and timeframe."""
 
     __tablename__ = "levels"
 
-    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
-    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     price: Mapped[float] = mapped_column(Float, primary_key=True)
     touches: Mapped[int] = mapped_column(Integer)
@@ -189,14 +191,12 @@ class Level(Base):
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
 
-class Signal(Base):
+class Signal(_PerBar, Base):
     """A strategy's decision on a closed bar, with the inputs that reproduce it."""
 
     __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_ts", "ts"),)
 
-    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
-    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     strategy: Mapped[str] = mapped_column(String(48), primary_key=True)
     side: Mapped[str] = mapped_column(String(8))
     strength: Mapped[float] = mapped_column(Float)
@@ -205,13 +205,11 @@ class Signal(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
 
-class StageWatermark(Base):
+class StageWatermark(_PerSeries, Base):
     """The last bar a stage has processed for an instrument and timeframe."""
 
     __tablename__ = "stage_watermarks"
 
-    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
-    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
     stage: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)

@@ -69,27 +69,18 @@ def find_levels(symbol: str, timeframe: str) -> dict:
     return _run(symbol, timeframe, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))
 
 
-# Pipeline stages: the same work, taking and returning the chain's carry.
-@app.task(name="indicators.stage.indicators")
-def indicators_stage(carry: dict) -> dict:
-    return run_stage(carry, "indicators", lambda symbol, timeframe, _: compute_indicators(symbol, timeframe))
+def _stage(stage: str, work) -> object:
+    """A pipeline-stage task: the same work as `work`, taking and returning the chain's carry."""
+    @app.task(name=f"indicators.stage.{stage}")
+    def run(carry: dict) -> dict:
+        return run_stage(carry, stage, lambda symbol, timeframe, _: work(symbol, timeframe))
+
+    run.__doc__ = f"Pipeline stage {stage!r}: {work.__doc__}"
+    return run
 
 
-@app.task(name="indicators.stage.ema")
-def ema_stage(carry: dict) -> dict:
-    return run_stage(carry, "ema", lambda symbol, timeframe, _: compute_ema_channel(symbol, timeframe))
-
-
-@app.task(name="indicators.stage.regime")
-def regime_stage(carry: dict) -> dict:
-    return run_stage(carry, "regime", lambda symbol, timeframe, _: compute_regime(symbol, timeframe))
-
-
-@app.task(name="indicators.stage.patterns")
-def patterns_stage(carry: dict) -> dict:
-    return run_stage(carry, "patterns", lambda symbol, timeframe, _: detect_patterns(symbol, timeframe))
-
-
-@app.task(name="indicators.stage.levels")
-def levels_stage(carry: dict) -> dict:
-    return run_stage(carry, "levels", lambda symbol, timeframe, _: find_levels(symbol, timeframe))
+indicators_stage = _stage("indicators", compute_indicators)
+ema_stage = _stage("ema", compute_ema_channel)
+regime_stage = _stage("regime", compute_regime)
+patterns_stage = _stage("patterns", detect_patterns)
+levels_stage = _stage("levels", find_levels)

@@ -1,0 +1,24 @@
+"""The Alembic migrations build exactly the schema the SQLAlchemy models describe."""
+
+import pytest
+from alembic.migration import MigrationContext
+from alembic.autogenerate import compare_metadata
+from sqlalchemy import create_engine
+
+from services.core.migrate import upgrade_database
+from services.core.models import Base
+
+pytestmark = pytest.mark.integration
+
+
+def test_models_and_migrations_agree(database_url):
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_migrating_an_up_to_date_database_again_is_a_no_op(database_url):
+    upgrade_database(database_url)
+    upgrade_database(database_url)
