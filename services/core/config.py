@@ -11,17 +11,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.core.exceptions import ConfigurationError
 
-__all__ = ["Settings", "get_settings", "load_settings", "timeframe_seconds"]
+__all__ = ["Settings", "get_settings", "load_settings", "timeframe_seconds", "SYMBOL_RE"]
 
 # The timeframes every component understands; the unit letters are ccxt's.
 _TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TIMEFRAME_RE = re.compile(r"^(\d+)([mhdw])$")
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
 
 
 def timeframe_seconds(timeframe: str) -> int:
     """Length of one candle of `timeframe` in seconds; ValueError if malformed."""
-    match = _TIMEFRAME_RE.match(timeframe or "")
+    match = _TIMEFRAME_RE.fullmatch(timeframe or "")
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"malformed timeframe {timeframe!r}: expected e.g. 1m, 15m, 1h, 4h, 1d")
     return int(match.group(1)) * _TIMEFRAME_UNITS[match.group(2)]
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     def _symbols_well_formed(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one symbol is required, e.g. BTC/USD,ETH/USD")
-        bad = [s for s in value if not _SYMBOL_RE.match(s)]
+        bad = [s for s in value if not SYMBOL_RE.fullmatch(s)]
         if bad:
             raise ValueError(f"malformed symbol(s) {bad}: expected BASE/QUOTE, e.g. BTC/USD")
         return value

@@ -18,7 +18,9 @@ _ENGINES: dict[str, Engine] = {}
 def engine_for(url: str) -> Engine:
     """A pooled engine for `url`; pre-ping so a restarted Postgres costs one retry, not a crash."""
     if url not in _ENGINES:
-        _ENGINES[url] = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # A host that drops packets must fail a health check in seconds, not hang it.
+        _ENGINES[url] = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                                      connect_args={"connect_timeout": 5})
     return _ENGINES[url]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -11,7 +10,7 @@ import redis
 from celery import Celery
 from sqlalchemy import Engine, text
 
-from services.core.config import timeframe_seconds
+from services.core.config import SYMBOL_RE, timeframe_seconds
 from services.core.timeparse import parse_instant_ms
 
 __all__ = ["KINDS", "KIND_STAGES", "RunRequest", "InvalidRunRequest", "validate_request", "claim_run", "request_of", "submit_run", "run_status",
@@ -31,7 +30,6 @@ KIND_STAGES: dict[str, tuple[str, ...]] = {
 }
 KINDS = tuple(KIND_STAGES)
 RUN_STATES = ("PENDING", "STARTED", "SUCCESS", "PARTIAL", "FAILURE")
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
 # A run still "running" after this long is presumed lost (worker crash + result expiry).
 _LOCK_TTL_S = 6 * 3600
 _RECORD_TTL_S = 7 * 86400
@@ -69,7 +67,7 @@ def validate_request(kind: str | None, symbol: str | None = None, timeframe: str
     """Check every parameter; InvalidRunRequest names the first bad one."""
     if kind not in KIND_STAGES:
         raise InvalidRunRequest("task", f"unknown task type {kind!r}; valid types: {', '.join(KINDS)}")
-    if symbol is not None and not _SYMBOL_RE.match(symbol):
+    if symbol is not None and not SYMBOL_RE.fullmatch(symbol):
         raise InvalidRunRequest("symbol", f"malformed symbol {symbol!r}: expected BASE/QUOTE, e.g. BTC/USD")
     if timeframe is not None:
         try:

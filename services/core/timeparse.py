@@ -6,18 +6,27 @@ from datetime import datetime, timezone
 
 __all__ = ["parse_instant_ms", "parse_instant"]
 
+# Candles exist only after the epoch; past year 9999 Python's datetime cannot follow.
+_EARLIEST_MS = 0
+_LATEST_MS = 253_402_300_799_999
+
 
 def parse_instant_ms(value: str | int) -> int:
     """'2024-01-01', '2024-01-01T12:00', '...+02:00' or epoch milliseconds → epoch ms (UTC)."""
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return int(value)
-    try:
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"malformed date {value!r}: expected ISO 8601 like 2024-01-31 or 2024-01-31T12:00Z") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return int(parsed.timestamp() * 1000)
+        ms = int(value)
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            ms = int(parsed.timestamp() * 1000)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(f"malformed date {value!r}: expected ISO 8601 like 2024-01-31 or "
+                             f"2024-01-31T12:00Z, or epoch milliseconds") from None
+    if not _EARLIEST_MS <= ms <= _LATEST_MS:
+        raise ValueError(f"date {value!r} is out of range (years 1970 to 9999)")
+    return ms
 
 
 def parse_instant(value: str | int | None) -> datetime | None:

@@ -54,3 +54,20 @@ def test_instants_parse_as_utc_iso_or_epoch_ms():
     assert parse_instant_ms("5000") == 5000
     with pytest.raises(ValueError, match="malformed date"):
         parse_instant_ms("yesterday")
+
+
+def test_out_of_range_instants_are_malformed_not_crashes():
+    for value in ("99999999999999999999", "0001-01-01T00:00+01:00"):
+        with pytest.raises(ValueError):
+            parse_instant_ms(value)
+
+
+def test_a_trailing_newline_does_not_pass_as_a_symbol(monkeypatch):
+    monkeypatch.setenv("SYMBOLS", "BTC/USD\n")
+    monkeypatch.setenv("TIMEFRAMES", "1h")
+    # The CSV split strips whitespace, so the value is clean here; the pattern itself must
+    # refuse a newline for callers that do not strip.
+    from services.core.config import SYMBOL_RE
+
+    assert SYMBOL_RE.fullmatch("BTC/USD\n") is None
+    assert load_settings().symbols == ["BTC/USD"]
