@@ -22,10 +22,18 @@ def find_instrument(conn: Connection, exchange: str, symbol: str) -> int | None:
 
 
 def _frame(conn: Connection, sql: str, params: dict, columns: tuple[str, ...]) -> pd.DataFrame:
-    rows = conn.execute(text(sql), params).all()
-    frame = pd.DataFrame(rows, columns=["ts", *columns])
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame.set_index("ts")
+    """Rows of `SELECT ts, <columns>` as a frame indexed by ts.
+
+    This runs once per instrument per stage, thousands of times an hour, so it reads
+    the driver's plain tuples and converts ts as integers in one vectorised step
+    instead of building SQLAlchemy rows and Python datetimes.
+    """
+    sql = sql.replace("SELECT ts,", "SELECT (extract(epoch FROM ts) * 1000)::bigint AS ts,", 1)
+    rows = conn.execute(text(sql), params).cursor.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=["ts", *columns])
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("ts").to_numpy("int64"), unit="ms", utc=True),
+                                   name="ts")
+    return frame
 
 
 def _bars_back(conn: Connection, instrument_id: int, timeframe: str, since: datetime, bars: int) -> datetime | None:
@@ -50,7 +58,7 @@ def load_candles(conn: Connection, instrument_id: int, timeframe: str,
                WHERE instrument_id = :i AND timeframe = :tf {'' if since is None else 'AND ts >= :since'}
                ORDER BY ts"""
     frame = _frame(conn, sql, {"i": instrument_id, "tf": timeframe, "since": since}, (*_OHLCV, "is_closed"))
-    return frame.astype({name: "float64" for name in _OHLCV} | {"is_closed": "bool"})
+    return _typed(frame, {name: "float64" for name in _OHLCV} | {"is_closed": "bool"})
 
 
 def load_indicators(conn: Connection, instrument_id: int, timeframe: str, since: datetime | None = None) -> pd.DataFrame:
@@ -60,7 +68,14 @@ def load_indicators(conn: Connection, instrument_id: int, timeframe: str, since:
                ORDER BY ts"""
     frame = _frame(conn, sql, {"i": instrument_id, "tf": timeframe, "since": since},
                    (*INDICATOR_COLUMNS, "regime", "is_closed"))
-    return frame.astype({name: "float64" for name in INDICATOR_COLUMNS})
+    return _typed(frame, {name: "float64" for name in INDICATOR_COLUMNS})
+
+
+def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    # astype() costs milliseconds even when nothing changes; cast only what differs
+    # (an empty result, or a column with NULLs).
+    differing = {name: dtype for name, dtype in dtypes.items() if frame[name].dtype != dtype}
+    return frame.astype(differing) if differing else frame
 
 
 def read_watermark(conn: Connection, instrument_id: int, timeframe: str, stage: str) -> datetime | None:

@@ -33,6 +33,7 @@ __all__ = [
     "Level",
     "Signal",
     "StageWatermark",
+    "PipelineStageResult",
     "INDICATOR_COLUMNS",
 ]
 
@@ -139,6 +140,7 @@ class PipelineRun(Base):
     kind: Mapped[str] = mapped_column(String(32))
     scope: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
     state: Mapped[str] = mapped_column(String(16))  # PENDING | STARTED | SUCCESS | PARTIAL | FAILURE
+    # Filled once when the run finishes; while it runs, see PipelineStageResult.
     stages: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
     errors: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
@@ -213,3 +215,15 @@ class StageWatermark(_PerSeries, Base):
     stage: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class PipelineStageResult(Base):
+    """One stage of one instrument in a running pipeline: written as it finishes, for progress."""
+
+    __tablename__ = "pipeline_stage_results"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(96), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    result: Mapped[dict] = mapped_column(JSONB)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)

@@ -15,7 +15,7 @@ from services.core.db import get_engine
 from services.core.runs import KIND_STAGES, claim_run, release_run, request_of
 from services.core.stages import STAGE_TASKS, instrument_label, new_carry
 
-__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "plan_instruments", "summarise"]
+__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "ping", "plan_instruments", "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,15 @@ def summarise(carries: list[dict]) -> tuple[str, list[dict]]:
 def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict:
     """Write the run's final state, then let the next run of this kind and scope start."""
     state, errors = summarise(carries)
+    stages = {instrument_label(c["symbol"], c["timeframe"]): c["stages"] for c in carries}
     with get_engine().begin() as conn:
         conn.execute(text("""
-            UPDATE pipeline_runs SET state = :state, errors = CAST(:errors AS jsonb), finished_at = now()
-             WHERE id = :id"""), {"id": run_id, "state": state, "errors": json.dumps(errors)})
+            UPDATE pipeline_runs SET state = :state, stages = CAST(:stages AS jsonb),
+                   errors = CAST(:errors AS jsonb), finished_at = now()
+             WHERE id = :id"""), {"id": run_id, "state": state, "stages": json.dumps(stages),
+                                  "errors": json.dumps(errors)})
+        # The per-stage progress rows have served their purpose once the summary is written.
+        conn.execute(text("DELETE FROM pipeline_stage_results WHERE run_id = :id"), {"id": run_id})
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
     log.info("run %s finished %s (%d failed instrument(s))", run_id, state, len(errors))
     return {"state": state, "errors": errors}
@@ -105,3 +110,9 @@ def prune_history() -> dict:
         ), {"d": days}).rowcount
     log.info("pruned %d run(s) and %d ledger row(s) older than %d days", runs, windows, days)
     return {"runs": runs, "ledger_rows": windows}
+
+
+@app.task(name="pipeline.ping")
+def ping(*_previous: object) -> str:
+    """Does nothing: measures Celery's own cost per task and proves a queue is served end to end."""
+    return "pong"

@@ -139,10 +139,17 @@ def run_status(engine: Engine, client: redis.Redis, run_id: str) -> dict | None:
                 "ready": False, "successful": False, "result": [], "error": None}
     state = row["state"]
     errors = row["errors"] or []
+    stages = row["stages"] or {}
+    if not stages:  # still running: progress rows, in the order the stages finished
+        with engine.connect() as conn:
+            for instrument, result in conn.execute(text(
+                    "SELECT instrument, result FROM pipeline_stage_results WHERE run_id = :id "
+                    "ORDER BY recorded_at"), {"id": run_id}):
+                stages.setdefault(instrument, []).append(result)
     return {
         "task_id": run_id, "task_type": row["kind"], "scope": row["scope"], "status": state,
         "ready": state in ("SUCCESS", "PARTIAL", "FAILURE"), "successful": state == "SUCCESS",
-        "result": _stage_entries(row["stages"] or {}),
+        "result": _stage_entries(stages),
         "error": "; ".join(f"{e.get('instrument')}: {e.get('stage')}: {e.get('error')}" for e in errors) or None,
         "errors": errors,
         "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),

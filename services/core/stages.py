@@ -39,13 +39,14 @@ def new_carry(run_id: str, symbol: str, timeframe: str, params: dict) -> dict:
 
 
 def _record(run_id: str, label: str, entry: dict) -> None:
-    # Appended as each stage finishes, so a status poll shows progress, not only the end.
+    # One row per stage as it finishes, so a status poll shows progress; rows, not one
+    # shared JSON document, so a thousand instruments never queue on one row lock.
     with get_engine().begin() as conn:
         conn.execute(text("""
-            UPDATE pipeline_runs
-               SET stages = jsonb_set(stages, ARRAY[:label],
-                                      coalesce(stages -> :label, '[]'::jsonb) || CAST(:entry AS jsonb))
-             WHERE id = :id"""), {"id": run_id, "label": label, "entry": json.dumps([entry])})
+            INSERT INTO pipeline_stage_results (run_id, instrument, stage, result)
+            VALUES (:id, :label, :stage, CAST(:entry AS jsonb))
+            ON CONFLICT (run_id, instrument, stage) DO UPDATE SET result = EXCLUDED.result, recorded_at = now()"""),
+            {"id": run_id, "label": label, "stage": entry["stage"], "entry": json.dumps(entry)})
 
 
 def run_stage(carry: dict, stage: str, work: Callable[[str, str, dict], dict]) -> dict:
