@@ -78,7 +78,7 @@ class LocalStack:
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text()
 
-    def wait_for_consumers(self, queues: set[str], timeout: float = 60.0) -> None:
+    def wait_for_consumers(self, queues: set[str], timeout: float = 180.0) -> None:
         """Until every queue in `queues` has a worker consuming it (asked over the broker)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
