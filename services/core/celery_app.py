@@ -26,13 +26,10 @@ TASK_ROUTES = {
     "pipeline.*": {"queue": "ingest"},
 }
 
-# Which modules each worker imports to register its tasks.
-TASK_MODULES = (
-    "services.ingest.tasks",
-    "services.indicators.tasks",
-    "services.signals.tasks",
-    "services.core.pipeline",
-)
+# Every worker registers the orchestration tasks; its own tasks come from
+# `--include services.<queue>.tasks` on its command line, so a worker loads only
+# core and its own package.
+TASK_MODULES = ("services.core.pipeline",)
 
 
 def create_celery() -> Celery:
