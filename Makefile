@@ -24,12 +24,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q --no-deps -e .
 	touch $(STAMP)
 
-# Real Redis and PostgreSQL binaries for the test suite (it starts its own servers).
+# Real Redis and PostgreSQL binaries for the test suite (it starts its own servers),
+# and promtool (Debian's prometheus package) for the alert-rule tests.
 servers:
 	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
-	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server postgresql)
+	  && command -v promtool >/dev/null \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server postgresql prometheus)
 	@# The packages start system-wide services; the suite uses its own, so stop these.
-	@-service redis-server stop >/dev/null 2>&1; service postgresql stop >/dev/null 2>&1; true
+	@-for s in redis-server postgresql prometheus; do service $$s stop >/dev/null 2>&1; done; true
 
 # Re-resolve the lock from pyproject's pins (run after changing dependencies).
 lock:

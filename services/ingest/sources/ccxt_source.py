@@ -57,9 +57,9 @@ class CcxtSource(CandleSource):
         except ccxt.BaseError as exc:
             raise classify_ccxt_error(exc, describe) from exc
 
-    def _ensure_markets(self) -> None:
-        if not self._markets_loaded:
-            self._call(f"{self.name} load_markets", self._client.load_markets)
+    def _ensure_markets(self, reload: bool = False) -> None:
+        if reload or not self._markets_loaded:
+            self._call(f"{self.name} load_markets", lambda: self._client.load_markets(reload=reload))
             self._markets_loaded = True
 
     def now_ms(self) -> int:
@@ -70,6 +70,9 @@ class CcxtSource(CandleSource):
 
     def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
         self._ensure_markets()
+        if symbol not in self._client.markets:
+            # Markets are cached per process; a symbol listed since then needs one fresh look.
+            self._ensure_markets(reload=True)
         if symbol not in self._client.markets:
             raise PermanentSourceError(f"{self.name} does not list symbol {symbol!r}")
         if timeframe not in (self._client.timeframes or {}):
