@@ -41,6 +41,8 @@ lock:
 
 bench: deps
 	$(PY) bench/indicators.py
+	$(PY) bench/exporter.py
+	$(PY) bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
-from kombu import Queue
+import os
+import time
+
+from celery.signals import before_task_publish, celeryd_init, setup_logging, worker_process_init
+from kombu import Exchange, Queue
 
 from services.core.config import get_settings
 from services.core.logging import configure_logging
@@ -37,7 +40,8 @@ def create_celery() -> Celery:
     settings = get_settings()
     celery = Celery("candleflow", broker=settings.redis_url, backend=settings.redis_url)
     celery.conf.update(
-        task_queues=[Queue(name) for name in QUEUES],
+        # Each queue on its own exchange: publishing through one never copies into the others.
+        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
         task_default_queue="ingest",
         task_routes=TASK_ROUTES,
         task_serializer="json",
@@ -80,3 +84,20 @@ def _fresh_connections_after_fork(**_: object) -> None:
     from services.core.db import forget_engines_after_fork
 
     forget_engines_after_fork()
+
+
+@before_task_publish.connect
+def _stamp_enqueue_time(headers: dict | None = None, **_: object) -> None:
+    # Celery messages carry no enqueue time; the exporter reads this to age the oldest waiting task.
+    if headers is not None:
+        headers.setdefault("sent_at", time.time())
+
+
+@celeryd_init.connect
+def _serve_worker_metrics(**_: object) -> None:
+    # The worker's own process metrics (memory, CPU, fds) for Prometheus, when a port is given.
+    port = os.environ.get("WORKER_METRICS_PORT")
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(int(port))
