@@ -27,7 +27,8 @@ __all__ = ["refresh_indicators", "refresh_regime", "refresh_patterns", "refresh_
 CHANNEL_COLUMNS = ("channel_high", "channel_low")
 _KEYS = ("instrument_id", "timeframe", "ts")
 # Tail recomputation agrees with full history to ~1e-12 of the price scale (the
-# engine's TAIL_TOLERANCE); differences below this are not changes worth a write.
+# engine's TAIL_TOLERANCE); differences below this fraction of the price scale
+# (or of the value, if larger) are not changes worth a write.
 _SAME_VALUE = 1e-10
 # Patterns look back a few bars (stars span three, trend context more).
 _PATTERN_CONTEXT_BARS = 30
@@ -77,7 +78,8 @@ def refresh_indicators(conn: Connection, instrument_id: int, timeframe: str, par
     written = copy_upsert(conn, "indicator_values", (*_KEYS, *written_columns), _KEYS,
                           _as_rows(instrument_id, timeframe, values, written_columns),
                           update=written_columns, stamp="computed_at",
-                          approximate=columns, tolerance=_SAME_VALUE)
+                          approximate=columns, tolerance=_SAME_VALUE,
+                          scale=float(candles["close"].abs().max()))
     last = _last_closed(values)
     if last is not None:
         write_watermark(conn, instrument_id, timeframe, stage, last)

@@ -1,0 +1,251 @@
+"""TA-Lib-equal indicator formulas on (instruments, bars) price arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.indicators.smoothing import rolling_mean, rolling_mean_std, seeded_smoothing
+
+__all__ = [
+    "average_true_range",
+    "bollinger_bands",
+    "directional_movement_index",
+    "exponential_moving_average",
+    "macd",
+    "relative_strength_index",
+    "simple_moving_average",
+    "true_range",
+]
+
+# Every function takes float64 arrays shaped (instruments, bars), time along the
+# last axis, never writes to its inputs, returns arrays of the same shape with NaN
+# during the warm-up, and reproduces TA-Lib's seeding so values agree from
+# TA-Lib's first output bar. `out` arguments let the engine write straight into
+# its result block; series that share a smoothing run stacked as extra rows.
+
+
+def simple_moving_average(close: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """TA_SMA: the mean of the last `period` closes; first value at bar period-1."""
+    return rolling_mean(close, period, out=out)
+
+
+def exponential_moving_average(
+    values: np.ndarray,
+    period: int,
+    seed_end: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """TA_EMA: alpha = 2/(period+1), seeded with the SMA of `period` values.
+
+    The seed window ends at bar `seed_end` (default period-1, TA-Lib's EMA); the
+    MACD moves its fast seed later so both of its EMAs start on the same bar.
+    """
+    seed_end = period - 1 if seed_end is None else seed_end
+    seed = _mean_of_bars(values, seed_end + 1 - period, seed_end + 1)
+    return seeded_smoothing(values, seed_end, seed, 2.0 / (period + 1), out=out)
+
+
+def _mean_of_bars(values: np.ndarray, first: int, stop: int) -> np.ndarray:
+    """Per-row mean of bars first..stop-1 (a seed); zeros if the series is too short to seed."""
+    if stop > values.shape[1]:
+        return np.zeros(values.shape[0])
+    return values[:, first:stop].mean(axis=1)
+
+
+def macd(
+    close: np.ndarray,
+    fast: int,
+    slow: int,
+    signal: int,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TA_MACD: (line, signal, histogram), all three first defined at bar slow+signal-2.
+
+    Like TA-Lib, the fast EMA's seed window ends on the slow EMA's seed bar
+    (slow-1) instead of at fast-1, the line is fast - slow, the signal is an EMA
+    of the line seeded by the SMA of its first `signal` values, and the line is
+    hidden until the signal exists.
+    """
+    line, signal_line, histogram = out if out is not None else (np.empty_like(close) for _ in range(3))
+    line_start = slow - 1
+    fast_ema = exponential_moving_average(close, fast, seed_end=line_start, out=histogram)
+    exponential_moving_average(close, slow, out=line)
+    np.subtract(fast_ema, line, out=line)
+    first_signal = line_start + signal - 1
+    # The line is NaN before line_start, so this seed is the mean of its first `signal` values.
+    exponential_moving_average(line, signal, seed_end=first_signal, out=signal_line)
+    line[:, :first_signal] = np.nan
+    np.subtract(line, signal_line, out=histogram)
+    return line, signal_line, histogram
+
+
+def relative_strength_index(close: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
+    """TA_RSI: Wilder-smoothed gains over gains + losses, first value at bar `period`.
+
+    Both averages are seeded with the plain mean of the first `period` changes.
+    Where nothing moved at all (gains + losses == 0) the RSI is 0, as in TA-Lib;
+    TA-Lib's absolute 1e-8 cut-off is not copied because it depends on the
+    price's scale (it would zero the RSI of a coin quoted at 1e-6).
+    """
+    rows, bars = close.shape
+    # Smoothing gains and |changes| (= gains + losses) gives the denominator directly.
+    moves = np.empty((2, rows, bars))
+    gain, movement = moves
+    gain[:, 0] = movement[:, 0] = 0.0
+    change = np.subtract(close[:, 1:], close[:, :-1], out=movement[:, 1:])
+    np.maximum(change, 0.0, out=gain[:, 1:])
+    np.abs(change, out=change)
+    stacked = moves.reshape(2 * rows, bars)
+    seeds = _mean_of_bars(stacked, 1, period + 1)
+    averages = seeded_smoothing(stacked, period, seeds, 1.0 / period, overwrite_values=True)
+    average_gain, average_movement = averages.reshape(2, rows, bars)
+    return _percent(average_gain, average_movement, period, out=out)
+
+
+def _percent(numerator: np.ndarray, denominator: np.ndarray, start: int, out: np.ndarray | None = None) -> np.ndarray:
+    """100 * (numerator / denominator) in TA-Lib's order of operations; 0 where the denominator is 0.
+
+    Both are NaN before bar `start` and finite after it; a zero denominator only
+    happens when nothing has moved yet (0 / 0), which TA-Lib reports as 0.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = np.divide(numerator, denominator, out=out)
+    # min() is a cheap read-only pass; the mask is built only if a zero exists.
+    if start < denominator.shape[1] and np.min(denominator[:, start:]) == 0.0:
+        result[denominator == 0.0] = 0.0
+    result *= 100.0
+    return result
+
+
+def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """TA_TRANGE: max(high, previous close) - min(low, previous close); NaN at bar 0.
+
+    The same subtraction TA-Lib picks among |h-l|, |h-pc|, |l-pc|, so bit-equal.
+    """
+    previous_close = close[:, :-1]
+    result = np.empty_like(close) if out is None else out
+    result[:, 0] = np.nan
+    np.maximum(high[:, 1:], previous_close, out=result[:, 1:])
+    result[:, 1:] -= np.minimum(low[:, 1:], previous_close)
+    return result
+
+
+def average_true_range(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """TA_ATR: Wilder smoothing of the true range seeded with the mean of TR[1..period]."""
+    ranges = true_range(high, low, close)
+    seed = _mean_of_bars(ranges, 1, period + 1)
+    return seeded_smoothing(ranges, period, seed, 1.0 / period, out=out, overwrite_values=True)
+
+
+def directional_movement_index(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    period: int,
+    average_range: np.ndarray | None = None,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TA_PLUS_DI, TA_MINUS_DI and TA_ADX as (plus_di, minus_di, adx).
+
+    TA-Lib sums the first period-1 directional moves and true ranges, applies one
+    Wilder step at bar `period` (the first DI), then keeps smoothing; the ADX is
+    the mean of the first `period` DX values (first at bar 2*period-1), then
+    Wilder-smoothed. A zero denominator gives 0, as in TA-Lib (without its
+    scale-dependent 1e-8 cut-off). `average_range`, the ATR over the same period
+    if already computed, saves smoothing the true range a second time.
+    """
+    plus_di, minus_di, adx = out if out is not None else (np.empty_like(high) for _ in range(3))
+    rows, bars = high.shape
+    moves = np.empty((2, rows, bars))
+    _directional_moves(high, low, *moves)
+    # Wilder's running *sums* divided by `period` are the smoothed averages here,
+    # so the seed is the sum of the first period-1 values over `period`.
+    stacked = moves.reshape(2 * rows, bars)
+    seeds = stacked[:, 1:period].sum(axis=1) / period
+    smoothed = seeded_smoothing(stacked, period - 1, seeds, 1.0 / period, overwrite_values=True)
+    smoothed_plus, smoothed_minus = smoothed.reshape(2, rows, bars)
+    per_range = _percent_per_range(high, low, close, period, average_range)
+    np.multiply(smoothed_plus, per_range, out=plus_di)
+    np.multiply(smoothed_minus, per_range, out=minus_di)
+    plus_di[:, :period] = minus_di[:, :period] = np.nan
+    spread = np.subtract(plus_di, minus_di, out=moves[0])
+    np.abs(spread, out=spread)
+    dx = _percent(spread, np.add(plus_di, minus_di, out=moves[1]), period, out=per_range)
+    first_adx = 2 * period - 1
+    seed = _mean_of_bars(dx, period, first_adx + 1)
+    seeded_smoothing(dx, first_adx, seed, 1.0 / period, out=adx, overwrite_values=True)
+    return plus_di, minus_di, adx
+
+
+def _percent_per_range(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int, average_range: np.ndarray | None
+) -> np.ndarray:
+    """100 / TA-Lib's smoothed true range for the DI, from bar `period` on (0 where the range is 0).
+
+    TA-Lib's DI range starts one bar before the ATR's, from a different seed; as
+    both are the same Wilder smoothing of the same true ranges, the DI range is
+    the ATR (`average_range`, if given) plus the seed difference decaying as
+    (1 - 1/period)**n.
+    """
+    rows, bars = high.shape
+    alpha = 1.0 / period
+    decay = 1.0 - alpha
+    result = np.empty((rows, bars))
+    result[:, :period] = np.nan
+    if period >= bars:
+        return result
+    # Only the first period+1 true ranges are needed when the ATR is at hand.
+    head_bars = slice(0, bars if average_range is None else period + 1)
+    ranges = true_range(high[:, head_bars], low[:, head_bars], close[:, head_bars])
+    first_range = decay * (ranges[:, 1:period].sum(axis=1) * alpha) + alpha * ranges[:, period]
+    settled = slice(period, bars)
+    with np.errstate(divide="ignore"):
+        if average_range is None:
+            smoothed = seeded_smoothing(ranges, period, first_range, alpha, overwrite_values=True)
+            np.divide(100.0, smoothed[:, settled], out=result[:, settled])
+        else:
+            np.divide(100.0, average_range[:, settled], out=result[:, settled])
+            head = slice(period, min(bars, period + _forgotten_after(decay)))
+            fading = np.power(decay, np.arange(head.stop - head.start, dtype=float))
+            seed_gap = (first_range - average_range[:, period])[:, None]
+            result[:, head] = 100.0 / (average_range[:, head] + seed_gap * fading)
+    # A zero range (nothing has traded at all yet) gives DI 0, as in TA-Lib.
+    if np.max(result[:, settled]) == np.inf:
+        result[np.isinf(result)] = 0.0
+    return result
+
+
+def _forgotten_after(decay: float) -> int:
+    """Bars after which decay**n < 2**-60: a seed difference is below float64 resolution."""
+    return int(np.ceil(-60.0 * np.log(2.0) / np.log(decay))) + 1
+
+
+def _directional_moves(high: np.ndarray, low: np.ndarray, plus_dm: np.ndarray, minus_dm: np.ndarray) -> None:
+    """Fill (+DM, -DM): the up-move or down-move, whichever is larger, if positive; else 0."""
+    up, down = plus_dm[:, 1:], minus_dm[:, 1:]
+    plus_dm[:, 0] = minus_dm[:, 0] = 0.0
+    np.subtract(high[:, 1:], high[:, :-1], out=up)
+    np.subtract(low[:, :-1], low[:, 1:], out=down)
+    # "larger and positive" is "larger than the other move clipped at zero".
+    up_loses = up <= np.maximum(down, 0.0)
+    down_loses = down <= np.maximum(up, 0.0)
+    np.copyto(up, 0.0, where=up_loses)
+    np.copyto(down, 0.0, where=down_loses)
+
+
+def bollinger_bands(close: np.ndarray, period: int, width: float, out: np.ndarray | None = None) -> np.ndarray:
+    """TA_BBANDS with an SMA middle (matype=0), as one (3, rows, bars) array: upper, middle, lower.
+
+    The bands are middle +/- width * population std; the standard deviation is
+    computed in the lower band's place, which is why the three share one array.
+    """
+    bands = np.empty((3, *close.shape)) if out is None else out
+    upper, middle, lower = bands
+    rolling_mean_std(close, period, out=bands[1:])
+    offset = lower
+    offset *= width
+    np.add(middle, offset, out=upper)
+    np.subtract(middle, offset, out=lower)
+    return bands
