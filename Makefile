@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test unit integration deps servers lock bench clean run-local
 
+# Everything: unit and integration suites, then the real docker compose stack (e2e).
 test: deps servers
 	$(PY) -m pytest tests --ignore=tests/e2e
+	$(MAKE) e2e
 
 unit: deps
 	$(PY) -m pytest tests/unit
@@ -51,3 +53,5 @@ clean:
 # For the demo exchange: EXCHANGE=binance EXCHANGE_API_URL=http://127.0.0.1:8090 make run-local
 run-local: deps
 	$(VENV)/bin/candleflow run-local
+
+include compose/compose.mk

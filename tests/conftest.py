@@ -28,15 +28,33 @@ def database_url():
         yield url
 
 
-@pytest.fixture()
-def engine(database_url):
-    """An engine on a database emptied before each test, so tests never see each other's rows."""
-    engine = create_engine(database_url)
+def empty_database(engine) -> None:
+    """Truncate every table but Alembic's, so a test never sees another test's rows."""
     with engine.begin() as conn:
         tables = conn.execute(text(
             "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
             "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
         )).scalar_one()
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture()
+def engine(database_url):
+    """An engine on a database emptied before each test."""
+    engine = create_engine(database_url)
+    empty_database(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def fresh_servers(redis_url, database_url):
+    """Both servers emptied once for a module that runs long-lived processes against them:
+    no rows, and no queued messages left behind by earlier tests."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    engine = create_engine(database_url)
+    empty_database(engine)
+    engine.dispose()
+    return redis_url, database_url

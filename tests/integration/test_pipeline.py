@@ -21,8 +21,8 @@ COUNTS = """SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM indicat
 
 
 @pytest.fixture(scope="module")
-def stack(redis_url, database_url):
-    with LocalStack(redis_url, database_url, SYMBOLS, SIM_NOW) as running:
+def stack(fresh_servers):
+    with LocalStack(*fresh_servers, SYMBOLS, SIM_NOW) as running:
         yield running
 
 

@@ -1,0 +1,28 @@
+"""Gunicorn settings for the API container (start-api); values come from the environment."""
+
+import os
+
+from gunicorn.glogging import Logger
+
+from services.api.metrics import child_exit  # noqa: F401 - gunicorn hook: a dead worker's metric files go
+
+bind = "0.0.0.0:8000"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+# The heartbeat files on tmpfs: on the container's overlay filesystem a slow disk stalls workers.
+worker_tmp_dir = "/dev/shm"
+accesslog = "-"
+# Behind whatever proxy the operator puts in front; the container itself is not reachable from outside.
+forwarded_allow_ips = "*"
+# gunicorn's control socket defaults to $HOME/.gunicorn, and the app user's home is read-only.
+control_socket = "/tmp/gunicorn.ctl"
+
+
+class _AccessLogWithoutProbes(Logger):
+    """The access log minus the container's own liveness probe, which would be most of it."""
+
+    def access(self, resp, req, environ, request_time):
+        if req.path != "/api/health/live":
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = _AccessLogWithoutProbes
