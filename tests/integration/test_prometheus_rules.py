@@ -41,9 +41,12 @@ def test_the_prometheus_config_is_valid_and_loads_every_rule_file(promtool):
 
 def test_the_config_scrapes_every_service_that_exposes_metrics():
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+    # Static targets as host:port; DNS-discovered ones (every container of a scaled service) as name:port.
+    targets = {job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+               + [f"{name}:{sd['port']}" for sd in job.get("dns_sd_configs", []) for name in sd["names"]]
                for job in config["scrape_configs"]}
     assert targets["exporter"] == ["exporter:9808"] and targets["api"] == ["api:8000"]
+    assert sorted(targets["workers"]) == ["worker-indicators:9809", "worker-ingest:9809", "worker-signals:9809"]
     assert "prometheus" in targets and config["rule_files"] == ["rules/*.yml"]
 
 
