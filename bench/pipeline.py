@@ -51,7 +51,9 @@ def timed_run(stack: LocalStack) -> tuple[float, dict]:
 def bench(size: int, history: int) -> tuple[float, float, str]:
     symbols = [f"C{i:04d}/USD" for i in range(size)]
     with redis_server() as redis_url, postgres_server() as database_url:
-        env = {"SYNC_LOOKBACK_BARS": str(history), "LOG_LEVEL": "WARNING"}
+        # The simulator has no rate limit; the default 5 requests/s (a real exchange's
+        # budget) would make this a benchmark of the limiter.
+        env = {"SYNC_LOOKBACK_BARS": str(history), "LOG_LEVEL": "WARNING", "EXCHANGE_RATE_LIMIT_PER_S": "10000"}
         with LocalStack(redis_url, database_url, symbols, SIM_NOW, extra_env=env) as stack:
             prime_s, prime = timed_run(stack)
             print(f"  primed {size} instruments with {history} bars each in {prime_s:.1f} s ({prime['status']})",

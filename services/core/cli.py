@@ -101,7 +101,8 @@ def _run_local(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     upgrade_database(settings.database_url)
-    env = {"API_PORT": "8000", "SIM_PORT": "8090", "SYMBOLS": ",".join(settings.symbols), **os.environ}
+    env = {"API_PORT": "8000", "SIM_PORT": "8090", "EXPORTER_PORT": "9808", "EXPORTER_BIND": "127.0.0.1",
+           "SYMBOLS": ",".join(settings.symbols), **os.environ}
     # The entries name console scripts of this environment (celery, gunicorn), wherever it lives.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return run_procfile(Path(args.procfile), env, only=args.only)

@@ -13,9 +13,11 @@ from services.core.exceptions import ConfigurationError
 
 __all__ = ["Settings", "get_settings", "load_settings", "timeframe_seconds", "SYMBOL_RE"]
 
-# The timeframes every component understands; the unit letters are ccxt's.
-_TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TIMEFRAME_RE = re.compile(r"^(\d+)([mhdw])$")
+# The timeframes every component understands; the unit letters are ccxt's. Weeks and
+# months are left out on purpose: bars are aligned to the epoch, and exchanges start
+# weeks on Monday (the epoch was a Thursday) and months on the 1st.
+_TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86400}
+_TIMEFRAME_RE = re.compile(r"^([0-9]+)([mhd])$")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
 
 
@@ -23,7 +25,7 @@ def timeframe_seconds(timeframe: str) -> int:
     """Length of one candle of `timeframe` in seconds; ValueError if malformed."""
     match = _TIMEFRAME_RE.fullmatch(timeframe or "")
     if not match or int(match.group(1)) == 0:
-        raise ValueError(f"malformed timeframe {timeframe!r}: expected e.g. 1m, 15m, 1h, 4h, 1d")
+        raise ValueError(f"malformed timeframe {timeframe!r}: expected minutes, hours or days, e.g. 1m, 15m, 1h, 4h, 1d")
     return int(match.group(1)) * _TIMEFRAME_UNITS[match.group(2)]
 
 
@@ -45,6 +47,7 @@ class Settings(BaseSettings):
     exchange_api_url: str | None = None
     exchange_timeout_ms: int = Field(10_000, gt=0)
     exchange_rate_limit_per_s: float = Field(5.0, gt=0)
+    exchange_clock_recheck_s: float = Field(60.0, ge=0)
     symbols: Annotated[list[str], NoDecode] = ["BTC/USD", "ETH/USD"]
     timeframes: Annotated[list[str], NoDecode] = ["1h"]
     fetch_retries: int = Field(5, ge=0)

@@ -103,7 +103,8 @@ class FetchWindow(Base):
     candles: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     missing: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # bars the exchange did not return
-    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # requests in the last fetch
+    fetches: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # times the window was fetched
     error: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 

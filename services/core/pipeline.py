@@ -8,6 +8,7 @@ import logging
 import redis
 from celery import chain, chord
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from services.core.celery_app import app
 from services.core.config import get_settings
@@ -33,17 +34,32 @@ def _instrument_chain(run_id: str, kind: str, symbol: str, timeframe: str, param
     return chain(*stages)
 
 
-@app.task(name="pipeline.start", bind=True)
+# A Postgres restart or a Redis blip is retried; the tasks below are safe to run again.
+_TRANSIENT = {"autoretry_for": (OperationalError, redis.exceptions.ConnectionError), "retry_backoff": 2,
+              "retry_backoff_max": 120, "retry_jitter": True, "max_retries": 10}
+_RUN_STALE_AFTER_H = 6  # as long as the de-duplication lock lives
+
+
+@app.task(name="pipeline.start", bind=True, **_TRANSIENT)
 def start_run(self, kind: str, scope: dict) -> dict:
     """Record the run, then fan out one chain per instrument; `pipeline.finish` closes it."""
     run_id = self.request.id
-    settings = get_settings()
+    client = redis.Redis.from_url(get_settings().redis_url)
     # Beat-started runs arrive without the API's claim; a run still going wins.
-    running = claim_run(redis.Redis.from_url(settings.redis_url), request_of(kind, scope), run_id)
+    running = claim_run(client, request_of(kind, scope), run_id)
     if running is not None:
         log.warning("run %s (%s %s) skipped: run %s of the same kind and scope is still going",
                     run_id, kind, scope, running)
         return {"run_id": run_id, "duplicate_of": running}
+    try:
+        return _dispatch(client, run_id, kind, scope)
+    except Exception:
+        release_run(client, kind, scope, run_id)  # a retry claims it again; a final failure frees it
+        raise
+
+
+def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict) -> dict:
+    settings = get_settings()
     instruments = plan_instruments(scope, settings.symbols, settings.timeframes)
     with get_engine().begin() as conn:
         conn.execute(text("""
@@ -54,6 +70,10 @@ def start_run(self, kind: str, scope: dict) -> dict:
     chains = [_instrument_chain(run_id, kind, symbol, timeframe, params) for symbol, timeframe in instruments]
     finish = app.signature("pipeline.finish", args=(run_id, kind, scope))
     finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope}))
+    # A redelivered start (worker lost after dispatching) must not fan out a second time.
+    if not client.set(f"candleflow:run-dispatched:{run_id}", 1, nx=True, ex=_RUN_STALE_AFTER_H * 3600):
+        log.warning("run %s already dispatched; redelivery ignored", run_id)
+        return {"run_id": run_id, "redelivered": True}
     chord(chains)(finish)
     log.info("run %s (%s %s): %d instrument chain(s) queued", run_id, kind, scope, len(chains))
     return {"run_id": run_id, "instruments": [instrument_label(*pair) for pair in instruments]}
@@ -68,7 +88,7 @@ def summarise(carries: list[dict]) -> tuple[str, list[dict]]:
     return ("FAILURE" if len(errors) == len(carries) else "PARTIAL"), errors
 
 
-@app.task(name="pipeline.finish")
+@app.task(name="pipeline.finish", **_TRANSIENT)
 def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict:
     """Write the run's final state, then let the next run of this kind and scope start."""
     state, errors = summarise(carries)
@@ -86,7 +106,7 @@ def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict
     return {"state": state, "errors": errors}
 
 
-@app.task(name="pipeline.abort")
+@app.task(name="pipeline.abort", **_TRANSIENT)
 def abort_run(*_errback_args, run_id: str, kind: str, scope: dict) -> None:
     """Errback when a chain died outside a stage (hard time limit, lost database): FAILURE, not stuck."""
     errors = [{"instrument": "*", "stage": "pipeline", "error": "a stage task crashed; see the worker logs"}]
@@ -97,10 +117,12 @@ def abort_run(*_errback_args, run_id: str, kind: str, scope: dict) -> None:
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
 
 
-@app.task(name="pipeline.prune")
+@app.task(name="pipeline.prune", **_TRANSIENT)
 def prune_history() -> dict:
-    """Delete finished runs and successful ledger rows older than RUNS_RETENTION_DAYS."""
-    days = get_settings().runs_retention_days
+    """Fail runs lost in flight, then delete old finished runs and successful ledger rows."""
+    settings = get_settings()
+    days = settings.runs_retention_days
+    lost = _fail_lost_runs(redis.Redis.from_url(settings.redis_url))
     with get_engine().begin() as conn:
         runs = conn.execute(text(
             "DELETE FROM pipeline_runs WHERE finished_at < now() - make_interval(days => :d)"), {"d": days}).rowcount
@@ -108,8 +130,26 @@ def prune_history() -> dict:
         windows = conn.execute(text(
             "DELETE FROM fetch_ledger WHERE status IN ('ok', 'empty') AND fetched_at < now() - make_interval(days => :d)"
         ), {"d": days}).rowcount
-    log.info("pruned %d run(s) and %d ledger row(s) older than %d days", runs, windows, days)
-    return {"runs": runs, "ledger_rows": windows}
+    log.info("pruned %d run(s) and %d ledger row(s) older than %d days; %d lost run(s) failed",
+             runs, windows, days, len(lost))
+    return {"runs": runs, "ledger_rows": windows, "lost_runs": lost}
+
+
+def _fail_lost_runs(client: redis.Redis) -> list[str]:
+    """Runs unfinished after the lock's lifetime (purged queue, messages lost): FAILURE, lock freed."""
+    with get_engine().begin() as conn:
+        rows = conn.execute(text("""
+            UPDATE pipeline_runs
+               SET state = 'FAILURE', finished_at = now(),
+                   errors = errors || CAST(:error AS jsonb)
+             WHERE finished_at IS NULL AND started_at < now() - make_interval(hours => :h)
+         RETURNING id, kind, scope"""),
+            {"h": _RUN_STALE_AFTER_H, "error": json.dumps([{"instrument": "*", "stage": "pipeline",
+                                                           "error": "lost: not finished within "
+                                                                    f"{_RUN_STALE_AFTER_H} h"}])}).all()
+    for run_id, kind, scope in rows:
+        release_run(client, kind, scope, run_id)
+    return [row[0] for row in rows]
 
 
 @app.task(name="pipeline.ping")

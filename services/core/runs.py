@@ -106,9 +106,15 @@ def submit_run(celery: Celery, client: redis.Redis, request: RunRequest) -> tupl
     running = claim_run(client, request, run_id)
     if running is not None:
         return running, False
-    client.set(f"candleflow:run:{run_id}", json.dumps({"kind": request.kind, "scope": request.scope()}),
-               ex=_RECORD_TTL_S)
-    celery.send_task("pipeline.start", args=[request.kind, request.scope()], task_id=run_id)
+    record = f"candleflow:run:{run_id}"
+    client.set(record, json.dumps({"kind": request.kind, "scope": request.scope()}), ex=_RECORD_TTL_S)
+    try:
+        celery.send_task("pipeline.start", args=[request.kind, request.scope()], task_id=run_id)
+    except Exception:
+        # Not queued: neither a lock nor a PENDING record may outlive the failure.
+        client.delete(record)
+        release_run(client, request.kind, request.scope(), run_id)
+        raise
     return run_id, True
 
 

@@ -78,6 +78,8 @@ def refresh_indicators(conn: Connection, instrument_id: int, timeframe: str, par
     written = copy_upsert(conn, "indicator_values", (*_KEYS, *written_columns), _KEYS,
                           _as_rows(instrument_id, timeframe, values, written_columns),
                           update=written_columns, stamp="computed_at",
+                          # A slower, older computation must not reopen a bar another run closed.
+                          update_where="EXCLUDED.is_closed OR NOT t.is_closed",
                           approximate=columns, tolerance=_SAME_VALUE,
                           scale=float(candles["close"].abs().max()))
     last = _last_closed(values)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
+from services.core.exceptions import ConfigurationError
 from services.core.instruments import require_instrument
 from services.core.stages import run_stage
 from services.core.timeparse import parse_instant as _instant
@@ -32,6 +33,12 @@ def _run(symbol: str, timeframe: str, work: Callable) -> dict:
 
 def _params() -> IndicatorParams:
     return IndicatorParams.from_mapping(get_settings().indicator_params)
+
+
+try:  # a bad INDICATOR_PARAMS stops the worker at start, not every stage of every run
+    _params()
+except ValueError as exc:
+    raise ConfigurationError(f"INDICATOR_PARAMS: {exc}") from None
 
 
 @app.task(name="indicators.compute")
@@ -73,7 +80,8 @@ def _stage(stage: str, work) -> object:
     """A pipeline-stage task: the same work as `work`, taking and returning the chain's carry."""
     @app.task(name=f"indicators.stage.{stage}")
     def run(carry: dict) -> dict:
-        return run_stage(carry, stage, lambda symbol, timeframe, _: work(symbol, timeframe))
+        return run_stage(carry, stage, lambda symbol, timeframe, params: work(
+            symbol, timeframe, **({"since": params["since"]} if "since" in params and stage != "levels" else {})))
 
     run.__doc__ = f"Pipeline stage {stage!r}: {work.__doc__}"
     return run

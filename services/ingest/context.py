@@ -21,7 +21,7 @@ def build_context(settings: Settings) -> IngestContext:
     limiter = SharedRateLimiter(redis.Redis.from_url(settings.redis_url), settings.exchange,
                                 settings.exchange_rate_limit_per_s)
     source = CcxtSource(settings.exchange, settings.exchange_api_url, settings.exchange_timeout_ms,
-                        throttle=limiter.acquire)
+                        throttle=limiter.acquire, clock_recheck_s=settings.exchange_clock_recheck_s)
     policy = RetryPolicy(settings.fetch_retries, settings.backoff_base_s, settings.backoff_max_s)
     return IngestContext(source=source, engine=engine_for(settings.database_url), policy=policy)
 

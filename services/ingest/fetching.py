@@ -107,12 +107,16 @@ def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, timeframe:
         return result
     rows = [row for row in rows if _in_window(row, start_ms, end_ms)]
     batch = validate_candles(rows, tf_ms, now_ms)
-    missing = max(0, expected - len(rows))
+    # A refused or duplicated row fills no bar: only good rows count, so a window with
+    # bad data stays "gaps" and the repair task fetches it again.
+    missing = max(0, expected - len(batch.good))
     status = "empty" if not rows else ("gaps" if missing else "ok")
     result = WindowResult(start_ms, end_ms, status, len(batch.good), len(batch.rejected), missing, attempts)
     with ctx.engine.begin() as conn:
-        store.upsert_candles(conn, instrument_id, timeframe,
-                             ((*bar, is_closed(bar[0], tf_ms, now_ms)) for bar in batch.good))
+        written = store.upsert_candles(conn, instrument_id, timeframe,
+                                       ((*bar, is_closed(bar[0], tf_ms, now_ms)) for bar in batch.good))
+        if written:
+            store.rewind_watermarks(conn, instrument_id, timeframe, batch.good[0][0], tf_ms)
         store.store_rejections(conn, instrument_id, timeframe, batch.rejected)
         _write_ledger(conn, instrument_id, timeframe, result)
     if batch.rejected:
@@ -190,10 +194,14 @@ def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_ba
     return _fetch_windows(ctx, symbol, timeframe, windows, now_ms, None)
 
 
-def repair_windows(ctx: IngestContext, max_attempts: int = 10, limit: int = 500) -> list[dict]:
-    """Re-fetch failed windows and windows with gaps; returns each window's new outcome."""
+def repair_windows(ctx: IngestContext, max_fetches: int = 30, limit: int = 500) -> list[dict]:
+    """Re-fetch failed windows and windows with gaps; returns each window's new outcome.
+
+    A window is given up after `max_fetches` fetches (a month of daily repairs): bars an
+    exchange never had stay reported as gaps in the ledger instead of being asked for forever.
+    """
     with ctx.engine.connect() as conn:
-        todo = [w for w in store.windows_to_repair(conn, max_attempts, limit) if w["exchange"] == ctx.source.name]
+        todo = store.windows_to_repair(conn, ctx.source.name, max_fetches, limit)
     if not todo:
         return []
     now_ms = _now(ctx)

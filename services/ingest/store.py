@@ -19,6 +19,7 @@ __all__ = [
     "upsert_candles",
     "store_rejections",
     "record_window",
+    "rewind_watermarks",
     "windows_to_repair",
     "ms_to_datetime",
 ]
@@ -75,6 +76,20 @@ def upsert_candles(conn: Connection, instrument_id: int, timeframe: str,
     )
 
 
+def rewind_watermarks(conn: Connection, instrument_id: int, timeframe: str, first_ts_ms: int,
+                      timeframe_ms: int) -> int:
+    """Move every stage back to just before `first_ts_ms` when candles landed behind it.
+
+    A backfill or repair can add bars older than what indicators and signals already
+    processed; without this they would never be analysed.
+    """
+    return conn.execute(text("""
+        UPDATE stage_watermarks SET last_ts = :before, updated_at = now()
+         WHERE instrument_id = :i AND timeframe = :tf AND last_ts >= :first"""),
+        {"i": instrument_id, "tf": timeframe, "first": ms_to_datetime(first_ts_ms),
+         "before": ms_to_datetime(first_ts_ms - timeframe_ms)}).rowcount
+
+
 def store_rejections(conn: Connection, instrument_id: int, timeframe: str, rejections: list[Rejection]) -> int:
     """Keep refused rows with their reasons; the same refusal is stored once."""
     if not rejections:
@@ -105,7 +120,7 @@ class LedgerEntry:
     candles: int = 0
     rejected: int = 0
     missing: int = 0
-    attempts: int = 1
+    attempts: int = 1  # requests made by this fetch (retries included)
     error: str | None = None
 
 
@@ -119,7 +134,7 @@ def record_window(conn: Connection, entry: LedgerEntry) -> None:
             ON CONFLICT ON CONSTRAINT uq_fetch_ledger_window DO UPDATE
                SET status = EXCLUDED.status, candles = EXCLUDED.candles, rejected = EXCLUDED.rejected,
                    missing = EXCLUDED.missing, error = EXCLUDED.error, fetched_at = now(),
-                   attempts = fetch_ledger.attempts + EXCLUDED.attempts
+                   attempts = EXCLUDED.attempts, fetches = fetch_ledger.fetches + 1
         """),
         {"i": entry.instrument_id, "tf": entry.timeframe, "start": ms_to_datetime(entry.start_ms),
          "end": ms_to_datetime(entry.end_ms), "status": entry.status, "candles": entry.candles,
@@ -127,16 +142,16 @@ def record_window(conn: Connection, entry: LedgerEntry) -> None:
     )
 
 
-def windows_to_repair(conn: Connection, max_attempts: int, limit: int) -> list[dict]:
-    """Failed windows, and windows with gaps, not yet retried `max_attempts` times; oldest first."""
+def windows_to_repair(conn: Connection, exchange: str, max_fetches: int, limit: int) -> list[dict]:
+    """This exchange's failed and gappy windows fetched fewer than `max_fetches` times; oldest first."""
     rows = conn.execute(
         text("""
             SELECT l.instrument_id, i.exchange, i.symbol, l.timeframe, l.window_start, l.window_end, l.status, l.attempts
               FROM fetch_ledger l JOIN instruments i ON i.id = l.instrument_id
-             WHERE l.status IN ('failed', 'gaps') AND l.attempts < :max_attempts
+             WHERE l.status IN ('failed', 'gaps') AND l.fetches < :max_fetches AND i.exchange = :exchange
              ORDER BY l.window_start LIMIT :limit
         """),
-        {"max_attempts": max_attempts, "limit": limit},
+        {"max_fetches": max_fetches, "limit": limit, "exchange": exchange},
     ).mappings().all()
     return [
         {**row, "start_ms": _to_ms(row["window_start"]), "end_ms": _to_ms(row["window_end"])}

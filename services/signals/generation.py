@@ -24,8 +24,11 @@ def refresh_signals(conn: Connection, instrument_id: int, timeframe: str, since:
     mark = None if since is not None else read_watermark(conn, instrument_id, timeframe, "signals")
     candles = load_candles(conn, instrument_id, timeframe, since=since or mark, bars_before=_CONTEXT_BARS)
     indicators = load_indicators(conn, instrument_id, timeframe, since=candles.index[0] if len(candles) else None)
-    # Only bars that are closed and already have indicators: the rest wait for the next run.
+    # Only bars that are closed and fully computed by the indicators stage (not merely
+    # touched by an EMA-only run): the rest wait for the next run.
     ready = candles.index.intersection(indicators.index[indicators["is_closed"].to_numpy(bool)])
+    computed = read_watermark(conn, instrument_id, timeframe, "indicators")
+    ready = ready[ready <= computed] if computed is not None else ready[:0]
     candles, indicators = candles.loc[ready], indicators.loc[ready]
     first = since if since is not None else mark
     new_bars = ready if first is None else ready[ready >= first] if since is not None else ready[ready > first]

@@ -31,4 +31,5 @@ def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> d
 @app.task(name="signals.stage.signals")
 def signals_stage(carry: dict) -> dict:
     """Pipeline stage: signals for the carried instrument."""
-    return run_stage(carry, "signals", lambda symbol, timeframe, _: generate_signals(symbol, timeframe))
+    return run_stage(carry, "signals", lambda symbol, timeframe, params: generate_signals(
+        symbol, timeframe, since=params.get("since")))

@@ -109,3 +109,15 @@ def test_hourly_updates_recompute_only_new_bars_and_equal_a_full_recomputation(s
     assert both.sum() > 0.9 * expected.size
     assert (np.isnan(expected) == np.isnan(stored)).all()
     assert np.nanmax(np.abs(stored[both] - expected[both])) <= 1e-9 * scale
+
+
+def test_candles_backfilled_behind_the_watermarks_are_analysed_on_the_next_run(sim, engine, redis_url, instrument):
+    _run_all_stages(engine, instrument)
+    before = len(table_rows(engine, "SELECT 1 FROM indicator_values"))
+    earlier = SINCE - 30 * 24 * H
+    backfill(sim_context(sim[0], engine, redis_url), "BTC/USD", "1h", earlier, SINCE)
+    marks = dict(table_rows(engine, "SELECT stage, last_ts FROM stage_watermarks"))
+    assert all(mark.timestamp() * 1000 < earlier for mark in marks.values()), marks
+    again = _run_all_stages(engine, instrument)
+    assert len(table_rows(engine, "SELECT 1 FROM indicator_values")) == before + 30 * 24
+    assert again["indicators"]["bars"] == before + 30 * 24  # everything after the new bars, once

@@ -21,7 +21,7 @@ def run_cli(engine, database_url, redis_url):
     with running_simulator(symbols=["BTC/USD", "ETH/USD"], now="2024-03-01T00:30:00Z") as (url, _):
         base = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "EXCHANGE": "binance",
                 "EXCHANGE_API_URL": url, "SYMBOLS": "BTC/USD,ETH/USD", "TIMEFRAMES": "1h",
-                "SYNC_LOOKBACK_BARS": "24", "FETCH_RETRIES": "1", "BACKOFF_BASE_S": "0.01"}
+                "SYNC_LOOKBACK_BARS": "24", "EXCHANGE_CLOCK_RECHECK_S": "0", "FETCH_RETRIES": "1", "BACKOFF_BASE_S": "0.01"}
 
         def run(*args: str, **env: str) -> subprocess.CompletedProcess:
             return subprocess.run([CLI, *args], env={**base, **env}, capture_output=True, text=True, timeout=120)

@@ -136,6 +136,7 @@ def test_each_kind_of_bad_candle_lands_in_rejected_candles_while_good_ones_are_s
     sim[1].set_faults([{"kind": "bad_candle", "symbol": "BTC/USD", "ts": [bad_ts], "defect": defect}])
     report = backfill(ctx, "BTC/USD", "1h", SINCE, SINCE + 10 * H)
     assert (report.candles, report.rejected) == (9, 1)
+    assert [(w["status"], w["missing"]) for w in ledger(engine)] == [("gaps", 1)], "the bad bar is still owed"
     rejected = table_rows(engine, "SELECT raw_ts, reason FROM rejected_candles")
     assert rejected == [(bad_ts, reason)]
     assert bad_ts not in {row[1] for row in table_rows(engine, CANDLES_SQL)}

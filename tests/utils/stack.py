@@ -41,7 +41,7 @@ class LocalStack:
 
     def __init__(self, redis_url: str, database_url: str, symbols: list[str], sim_now: str,
                  extra_env: dict | None = None) -> None:
-        self.api_port, self.sim_port = free_port(), free_port()
+        self.api_port, self.sim_port, self.exporter_port = free_port(), free_port(), free_port()
         self.logs = Path(tempfile.mkdtemp(prefix="cf-stack-"))
         self.env = {
             **os.environ,
@@ -50,7 +50,8 @@ class LocalStack:
             "EXCHANGE": "binance", "EXCHANGE_API_URL": f"http://127.0.0.1:{self.sim_port}",
             "SYMBOLS": ",".join(symbols), "TIMEFRAMES": "1h", "SIM_SYMBOLS": ",".join(symbols),
             "API_PORT": str(self.api_port), "SIM_PORT": str(self.sim_port),
-            "FETCH_RETRIES": "2", "BACKOFF_BASE_S": "0.05", "BACKOFF_MAX_S": "0.2", "ENVIRONMENT": "test",
+            "EXPORTER_PORT": str(self.exporter_port), "EXPORTER_BIND": "127.0.0.1",
+            "FETCH_RETRIES": "2", "EXCHANGE_CLOCK_RECHECK_S": "0", "EXCHANGE_RATE_LIMIT_PER_S": "1000", "BACKOFF_BASE_S": "0.05", "BACKOFF_MAX_S": "0.2", "ENVIRONMENT": "test",
             **(extra_env or {}),
         }
         self.specs = {s.name: s for s in parse_procfile((ROOT / "Procfile").read_text())}

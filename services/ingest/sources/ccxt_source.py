@@ -34,7 +34,7 @@ class CcxtSource(CandleSource):
     """One ccxt exchange client; every request first takes a slot from the shared limiter."""
 
     def __init__(self, exchange_id: str, api_url: str | None = None, timeout_ms: int = 10_000,
-                 throttle: Callable[[], object] | None = None) -> None:
+                 throttle: Callable[[], object] | None = None, clock_recheck_s: float = 60.0) -> None:
         if exchange_id not in ccxt.exchanges:
             raise PermanentSourceError(f"unknown ccxt exchange id {exchange_id!r}")
         klass = getattr(ccxt, exchange_id)
@@ -49,6 +49,9 @@ class CcxtSource(CandleSource):
             point_ccxt_at(self._client, api_url)
         self._throttle = throttle or (lambda: None)
         self._markets_loaded = False
+        self._clock_offset_ms: int | None = None
+        self._clock_checked = 0.0
+        self._clock_recheck_s = clock_recheck_s
 
     def _call(self, describe: str, request: Callable[[], object]) -> object:
         self._throttle()
@@ -63,10 +66,19 @@ class CcxtSource(CandleSource):
             self._markets_loaded = True
 
     def now_ms(self) -> int:
-        """The exchange's clock where it has one, else ours."""
-        if self._client.has.get("fetchTime"):
-            return int(self._call(f"{self.name} fetch_time", self._client.fetch_time))
-        return int(time.time() * 1000)
+        """The exchange's clock where it has one, else ours.
+
+        The offset to our clock is asked for every `clock_recheck_s`, not per sync: every
+        request counts against the exchange's rate limit, and a real clock does not drift
+        in a minute. (A simulator whose clock jumps needs 0: ask every time.)
+        """
+        if not self._client.has.get("fetchTime"):
+            return int(time.time() * 1000)
+        if self._clock_offset_ms is None or time.monotonic() - self._clock_checked >= self._clock_recheck_s:
+            exchange_ms = int(self._call(f"{self.name} fetch_time", self._client.fetch_time))
+            self._clock_offset_ms = exchange_ms - int(time.time() * 1000)
+            self._clock_checked = time.monotonic()
+        return int(time.time() * 1000) + self._clock_offset_ms
 
     def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
         self._ensure_markets()

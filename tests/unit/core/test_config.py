@@ -26,7 +26,7 @@ def test_lists_are_read_from_comma_separated_variables(monkeypatch):
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("SYMBOLS", "btcusd"), ("TIMEFRAMES", "1x"), ("EXCHANGE", "nosuchexchange"),
+    [("SYMBOLS", "btcusd"), ("TIMEFRAMES", "1x"), ("TIMEFRAMES", "1w"), ("EXCHANGE", "nosuchexchange"),
      ("DATABASE_URL", "mysql://x"), ("REDIS_URL", "localhost:6379"), ("EXCHANGE_API_URL", "ftp://x"),
      ("FETCH_RETRIES", "-1"), ("EXCHANGE_TIMEOUT_MS", "soon")],
 )
