@@ -190,8 +190,31 @@ def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_ba
     with ctx.engine.connect() as conn:
         last = store.last_closed_ts(conn, instrument_id, timeframe)
     since_ms = last + tf_ms if last is not None else align_down(now_ms, tf_ms) - lookback_bars * tf_ms
+    lost = _beyond_history(ctx, instrument_id, timeframe, since_ms, now_ms)
+    if lost is not None:
+        since_ms = lost.end_ms
     windows = plan_windows(since_ms, align_down(now_ms, tf_ms) + tf_ms, tf_ms, ctx.source.capabilities.max_candles)
-    return _fetch_windows(ctx, symbol, timeframe, windows, now_ms, None)
+    report = _fetch_windows(ctx, symbol, timeframe, windows, now_ms, None)
+    if lost is not None:
+        report.add(lost)
+    return report
+
+
+def _beyond_history(ctx: IngestContext, instrument_id: int, timeframe: str, since_ms: int,
+                    now_ms: int) -> WindowResult | None:
+    """After an outage longer than a recent-only exchange remembers, the bars in between are
+    gone: ledger them as one failed window (so the run reports it) and sync from what is left."""
+    caps = ctx.source.capabilities
+    tf_ms = timeframe_seconds(timeframe) * 1000
+    earliest = align_down(now_ms, tf_ms) - (caps.max_candles - 1) * tf_ms
+    if caps.full_history or since_ms >= earliest:
+        return None
+    lost = WindowResult(since_ms, earliest, "failed", 0, 0, (earliest - since_ms) // tf_ms, 0,
+                        f"{ctx.source.name} serves only its latest {caps.max_candles} {timeframe} candles; "
+                        f"bars before {store.ms_to_datetime(earliest).isoformat()} cannot be fetched from it")
+    _record(ctx, instrument_id, timeframe, lost)
+    log.error("%s %s: %s", timeframe, instrument_id, lost.error)
+    return lost
 
 
 def repair_windows(ctx: IngestContext, max_fetches: int = 30, limit: int = 500) -> list[dict]:

@@ -142,3 +142,17 @@ def test_each_kind_of_bad_candle_lands_in_rejected_candles_while_good_ones_are_s
     assert bad_ts not in {row[1] for row in table_rows(engine, CANDLES_SQL)}
     backfill(ctx, "BTC/USD", "1h", SINCE, SINCE + 10 * H)
     assert len(table_rows(engine, "SELECT 1 FROM rejected_candles")) == 1, "a refusal is kept once"
+
+
+def test_a_sync_after_an_outage_longer_than_a_recent_only_exchange_remembers_reports_the_lost_bars(
+        sim, ctx, engine):
+    from dataclasses import replace
+
+    ctx.source.capabilities = replace(ctx.source.capabilities, full_history=False, max_candles=24)
+    backfill(ctx, "BTC/USD", "1h", UNTIL - 10 * H)
+    sim[1].advance(48 * 3600)  # two days away; the exchange keeps one
+    report = sync_instrument(ctx, "BTC/USD", "1h")
+    assert len(report.failed) == 1 and "serves only its latest 24 1h candles" in report.failed[0]["error"]
+    lost = [w for w in ledger(engine) if w["status"] == "failed"]
+    assert len(lost) == 1 and lost[0]["missing"] == 25
+    assert report.candles == 24 and report.missing == 25
