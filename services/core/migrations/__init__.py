@@ -1,0 +1,1 @@
+"""Alembic migrations of the candleflow schema (run by `candleflow migrate`)."""
