@@ -12,6 +12,8 @@ from services.core.models import INDICATOR_COLUMNS
 __all__ = ["find_instrument", "load_candles", "load_indicators", "read_watermark", "write_watermark"]
 
 _OHLCV = ("open", "high", "low", "close", "volume")
+# ts as epoch milliseconds: converted to a DatetimeIndex in one vectorised step.
+_TS_MS = "(extract(epoch FROM ts) * 1000)::bigint"
 
 
 def find_instrument(conn: Connection, exchange: str, symbol: str) -> int | None:
@@ -22,13 +24,12 @@ def find_instrument(conn: Connection, exchange: str, symbol: str) -> int | None:
 
 
 def _frame(conn: Connection, sql: str, params: dict, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Rows of `SELECT ts, <columns>` as a frame indexed by ts.
+    """Rows of `SELECT <_TS_MS>, <columns>` as a frame indexed by ts.
 
     This runs once per instrument per stage, thousands of times an hour, so it reads
     the driver's plain tuples and converts ts as integers in one vectorised step
     instead of building SQLAlchemy rows and Python datetimes.
     """
-    sql = sql.replace("SELECT ts,", "SELECT (extract(epoch FROM ts) * 1000)::bigint AS ts,", 1)
     rows = conn.execute(text(sql), params).cursor.fetchall()
     frame = pd.DataFrame.from_records(rows, columns=["ts", *columns])
     frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("ts").to_numpy("int64"), unit="ms", utc=True),
@@ -54,7 +55,7 @@ def load_candles(conn: Connection, instrument_id: int, timeframe: str,
     """
     if since is not None and bars_before > 0:
         since = _bars_back(conn, instrument_id, timeframe, since, bars_before)
-    sql = f"""SELECT ts, {', '.join(_OHLCV)}, is_closed FROM candles
+    sql = f"""SELECT {_TS_MS}, {', '.join(_OHLCV)}, is_closed FROM candles
                WHERE instrument_id = :i AND timeframe = :tf {'' if since is None else 'AND ts >= :since'}
                ORDER BY ts"""
     frame = _frame(conn, sql, {"i": instrument_id, "tf": timeframe, "since": since}, (*_OHLCV, "is_closed"))
@@ -63,7 +64,7 @@ def load_candles(conn: Connection, instrument_id: int, timeframe: str,
 
 def load_indicators(conn: Connection, instrument_id: int, timeframe: str, since: datetime | None = None) -> pd.DataFrame:
     """Stored indicator rows from `since` on: the indicator columns, regime and is_closed."""
-    sql = f"""SELECT ts, {', '.join(INDICATOR_COLUMNS)}, regime, is_closed FROM indicator_values
+    sql = f"""SELECT {_TS_MS}, {', '.join(INDICATOR_COLUMNS)}, regime, is_closed FROM indicator_values
                WHERE instrument_id = :i AND timeframe = :tf {'' if since is None else 'AND ts >= :since'}
                ORDER BY ts"""
     frame = _frame(conn, sql, {"i": instrument_id, "tf": timeframe, "since": since},

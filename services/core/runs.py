@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 from celery import Celery
@@ -52,7 +52,6 @@ class RunRequest:
     timeframe: str | None = None
     since: str | None = None
     until: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def scope(self) -> dict:
         return {k: v for k, v in (("symbol", self.symbol), ("timeframe", self.timeframe),

@@ -130,12 +130,12 @@ def refresh_patterns(conn: Connection, instrument_id: int, timeframe: str, param
 def refresh_levels(conn: Connection, instrument_id: int, timeframe: str, lookback_bars: int,
                    params: LevelParams = LevelParams()) -> dict:
     """Replace the instrument's support/resistance set with one found on its last closed bars."""
-    candles = conn.execute(text(
+    newest_closed = conn.execute(text(
         "SELECT max(ts) FROM candles WHERE instrument_id = :i AND timeframe = :tf AND is_closed"
     ), {"i": instrument_id, "tf": timeframe}).scalar_one()
-    if candles is None:
+    if newest_closed is None:
         return {"levels": 0, "rows_written": 0, "removed": 0}
-    recent = load_candles(conn, instrument_id, timeframe, since=candles, bars_before=lookback_bars)
+    recent = load_candles(conn, instrument_id, timeframe, since=newest_closed, bars_before=lookback_bars)
     recent = recent.loc[recent["is_closed"]]
     levels = find_levels(recent[["open", "high", "low", "close", "volume"]], params)
     rows = [(instrument_id, timeframe, kind, float(price), int(touches), float(strength),

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from services.core.config import timeframe_seconds
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.ingest import store
+from services.ingest.store import WindowResult
 from services.ingest.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from services.ingest.sources.base import CandleSource
 from services.ingest.validate import validate_candles
@@ -30,20 +31,6 @@ class IngestContext:
     engine: Engine
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] | None = None
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """The outcome of one fetch window, as written to the ledger."""
-
-    start_ms: int
-    end_ms: int
-    status: str
-    candles: int
-    rejected: int
-    missing: int
-    attempts: int
-    error: str | None = None
 
 
 @dataclass
@@ -118,23 +105,16 @@ def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, timeframe:
         if written:
             store.rewind_watermarks(conn, instrument_id, timeframe, batch.good[0][0], tf_ms)
         store.store_rejections(conn, instrument_id, timeframe, batch.rejected)
-        _write_ledger(conn, instrument_id, timeframe, result)
+        store.record_window(conn, instrument_id, timeframe, result)
     if batch.rejected:
         log.warning("%s %s: rejected %d candle(s): %s", symbol, timeframe, len(batch.rejected),
                     sorted({r.reason for r in batch.rejected}))
     return result
 
 
-def _write_ledger(conn, instrument_id: int, timeframe: str, result: WindowResult) -> None:
-    store.record_window(conn, store.LedgerEntry(
-        instrument_id, timeframe, result.start_ms, result.end_ms, result.status,
-        result.candles, result.rejected, result.missing, result.attempts, result.error,
-    ))
-
-
 def _record(ctx: IngestContext, instrument_id: int, timeframe: str, result: WindowResult) -> None:
     with ctx.engine.begin() as conn:
-        _write_ledger(conn, instrument_id, timeframe, result)
+        store.record_window(conn, instrument_id, timeframe, result)
 
 
 def _instrument(ctx: IngestContext, symbol: str, timeframe: str) -> int:
@@ -150,9 +130,9 @@ def _now(ctx: IngestContext) -> int:
         raise RetryableSourceError(f"cannot read {ctx.source.name}'s clock: {exc}") from exc
 
 
-def _fetch_windows(ctx: IngestContext, symbol: str, timeframe: str, windows: list[tuple[int, int]],
-                   now_ms: int, progress: Callable[[WindowResult], None] | None) -> RunReport:
-    instrument_id = _instrument(ctx, symbol, timeframe)
+def _fetch_windows(ctx: IngestContext, instrument_id: int, symbol: str, timeframe: str,
+                   windows: list[tuple[int, int]], now_ms: int,
+                   progress: Callable[[WindowResult], None] | None) -> RunReport:
     report = RunReport(symbol, timeframe)
     for start_ms, end_ms in windows:
         result = fetch_window(ctx, instrument_id, symbol, timeframe, start_ms, end_ms, now_ms)
@@ -179,7 +159,7 @@ def backfill(ctx: IngestContext, symbol: str, timeframe: str, since_ms: int, unt
             f"or an exchange with full history"
         )
     windows = plan_windows(since_ms, until_ms, tf_ms, caps.max_candles)
-    return _fetch_windows(ctx, symbol, timeframe, windows, now_ms, progress)
+    return _fetch_windows(ctx, _instrument(ctx, symbol, timeframe), symbol, timeframe, windows, now_ms, progress)
 
 
 def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_bars: int = 500) -> RunReport:
@@ -194,7 +174,7 @@ def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_ba
     if lost is not None:
         since_ms = lost.end_ms
     windows = plan_windows(since_ms, align_down(now_ms, tf_ms) + tf_ms, tf_ms, ctx.source.capabilities.max_candles)
-    report = _fetch_windows(ctx, symbol, timeframe, windows, now_ms, None)
+    report = _fetch_windows(ctx, instrument_id, symbol, timeframe, windows, now_ms, None)
     if lost is not None:
         report.add(lost)
     return report

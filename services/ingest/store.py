@@ -13,7 +13,7 @@ from services.core.bulk import copy_upsert
 from services.ingest.validate import Rejection
 
 __all__ = [
-    "LedgerEntry",
+    "WindowResult",
     "ensure_instrument",
     "last_closed_ts",
     "upsert_candles",
@@ -109,22 +109,20 @@ def store_rejections(conn: Connection, instrument_id: int, timeframe: str, rejec
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
-    """How one fetch window went."""
+class WindowResult:
+    """How one fetch window went, as the ledger records it."""
 
-    instrument_id: int
-    timeframe: str
     start_ms: int
     end_ms: int
     status: str  # ok | gaps | empty | failed
-    candles: int = 0
-    rejected: int = 0
-    missing: int = 0
-    attempts: int = 1  # requests made by this fetch (retries included)
+    candles: int
+    rejected: int
+    missing: int
+    attempts: int  # requests made by this fetch (retries included)
     error: str | None = None
 
 
-def record_window(conn: Connection, entry: LedgerEntry) -> None:
+def record_window(conn: Connection, instrument_id: int, timeframe: str, entry: WindowResult) -> None:
     """Write the window's outcome; a re-fetch of the same window updates its row."""
     conn.execute(
         text("""
@@ -136,7 +134,7 @@ def record_window(conn: Connection, entry: LedgerEntry) -> None:
                    missing = EXCLUDED.missing, error = EXCLUDED.error, fetched_at = now(),
                    attempts = EXCLUDED.attempts, fetches = fetch_ledger.fetches + 1
         """),
-        {"i": entry.instrument_id, "tf": entry.timeframe, "start": ms_to_datetime(entry.start_ms),
+        {"i": instrument_id, "tf": timeframe, "start": ms_to_datetime(entry.start_ms),
          "end": ms_to_datetime(entry.end_ms), "status": entry.status, "candles": entry.candles,
          "rejected": entry.rejected, "missing": entry.missing, "attempts": entry.attempts, "error": entry.error},
     )

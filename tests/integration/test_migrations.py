@@ -3,7 +3,7 @@
 import pytest
 from alembic.migration import MigrationContext
 from alembic.autogenerate import compare_metadata
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from services.core.migrate import upgrade_database
 from services.core.models import Base
@@ -22,3 +22,7 @@ def test_models_and_migrations_agree(database_url):
 def test_migrating_an_up_to_date_database_again_is_a_no_op(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0004"]
+    engine.dispose()

@@ -97,6 +97,13 @@ def test_a_run_waits_in_the_queue_while_the_indicators_worker_is_down_and_comple
     assert client.llen("indicators") == 0
 
 
-def test_the_worker_logs_show_the_run(stack):
+def test_the_worker_logs_show_the_run(stack, database_url):
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        run_id = conn.execute(text("SELECT id FROM pipeline_runs ORDER BY created_at LIMIT 1")).scalar_one()
+    engine.dispose()
     assert "pipeline.start" in stack.log("worker-ingest") or "run " in stack.log("worker-ingest")
+    assert f"run {run_id}" in stack.log("worker-ingest")  # queued and finished, by id
     assert "indicators.stage.indicators" in stack.log("worker-indicators")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from services.core.procfile import parse_procfile, start_process
+from services.core.procfile import ProcessSpec, parse_procfile, start_process
 from tests.utils.servers import free_port, wait_for_port
 
 __all__ = ["LocalStack", "http"]
@@ -56,7 +56,7 @@ class LocalStack:
         }
         self.specs = {s.name: s for s in parse_procfile((ROOT / "Procfile").read_text())}
         # The simulator's clock is frozen so that every run sees the same market.
-        self.specs["exchange-sim"] = type(self.specs["exchange-sim"])(
+        self.specs["exchange-sim"] = ProcessSpec(
             "exchange-sim", f"candleflow exchange-sim --port ${{SIM_PORT}} --symbols ${{SIM_SYMBOLS}} "
                             f"--now {sim_now} --clock-rate 0")
         self.processes: dict[str, subprocess.Popen] = {}
