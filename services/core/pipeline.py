@@ -29,7 +29,7 @@ def plan_instruments(scope: dict, symbols: list[str], timeframes: list[str]) -> 
 
 
 def _instrument_chain(run_id: str, kind: str, symbol: str, timeframe: str, params: dict):
-    stages = [app.signature(STAGE_TASKS[stage], immutable=False) for stage in KIND_STAGES[kind]]
+    stages = [app.signature(STAGE_TASKS[stage]) for stage in KIND_STAGES[kind]]
     stages[0] = stages[0].clone(args=(new_carry(run_id, symbol, timeframe, params),))
     return chain(*stages)
 
