@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from celery import Celery, chain, chord  # noqa: E402
+from celery import Celery, chain, chord
 
-from tests.utils.servers import postgres_server, redis_server  # noqa: E402
-from tests.utils.stack import LocalStack  # noqa: E402
+from tests.utils.servers import postgres_server, redis_server
+from tests.utils.stack import LocalStack
 
 TARGET_1000_S = 30.0
 SIM_NOW = "2024-06-01T00:00:00Z"

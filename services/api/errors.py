@@ -10,7 +10,7 @@ import sqlalchemy.exc
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from services.core.runs import InvalidRunRequest
+from services.core.pipeline.runs import InvalidRunRequest
 
 __all__ = ["ApiError", "bad_parameter", "error_response", "register_error_handlers"]
 

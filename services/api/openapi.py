@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from services.api.routes.params import read_query
 from services.api.routes.read import CANDLE_LIMIT, RUN_LIMIT, SIGNAL_LIMIT
-from services.core.runs import KINDS, RUN_STATES
+from services.core.pipeline.runs import KINDS, RUN_STATES
 
 __all__ = ["OPENAPI", "openapi_routes"]
 

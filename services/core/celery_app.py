@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-
-from celery import Celery
 import os
 import time
 
+from celery import Celery
 from celery.signals import before_task_publish, celeryd_init, setup_logging, worker_process_init
 from kombu import Exchange, Queue
 
@@ -32,7 +31,7 @@ TASK_ROUTES = {
 # Every worker registers the orchestration tasks; its own tasks come from
 # `--include services.<queue>.tasks` on its command line, so a worker loads only
 # core and its own package.
-TASK_MODULES = ("services.core.pipeline",)
+TASK_MODULES = ("services.core.pipeline.tasks",)
 
 
 def create_celery() -> Celery:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["parse_instant_ms", "parse_instant"]
 
@@ -19,7 +19,7 @@ def parse_instant_ms(value: str | int) -> int:
         try:
             parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
+                parsed = parsed.replace(tzinfo=UTC)
             ms = int(parsed.timestamp() * 1000)
         except (ValueError, OverflowError, OSError):
             raise ValueError(f"malformed date {value!r}: expected ISO 8601 like 2024-01-31 or "
@@ -33,4 +33,4 @@ def parse_instant(value: str | int | None) -> datetime | None:
     """Like parse_instant_ms, as an aware UTC datetime; None stays None."""
     if value is None:
         return None
-    return datetime.fromtimestamp(parse_instant_ms(value) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(parse_instant_ms(value) / 1000, tz=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["SimClock", "parse_time_ms"]
 
@@ -21,7 +21,7 @@ def parse_time_ms(value: object) -> int:
             return int(text)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1000)
     raise ValueError(f"not a time: {value!r}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .clock import SimClock, parse_time_ms
 from .faults import FaultPlan
@@ -19,7 +19,7 @@ _RECENT = 1000  # request log entries kept for inspection
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 class Simulator:

@@ -168,7 +168,7 @@ class FaultPlan:
         return [r for r in self._rules if r.kind == kind and not _spent(r)
                 and _matches_request(_unwindowed(r), plain)]
 
-    def gap_filter(self, ctx: RequestContext) -> "GapFilter":
+    def gap_filter(self, ctx: RequestContext) -> GapFilter:
         """A predicate on candle open times for this klines request: True = leave it out."""
         with self._lock:
             return GapFilter(self._data_rules("missing_candles", ctx))

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class _QuietHandler(WSGIRequestHandler):
     """Request handler without werkzeug's per-request access log (tests make thousands)."""
 
-    def log(self, type: str, message: str, *args) -> None:  # noqa: A002 - werkzeug's name
+    def log(self, type: str, message: str, *args) -> None:
         if type == "error":
             super().log(type, message, *args)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,7 +22,7 @@ def _last_run(meta: bytes | None) -> float | None:
         return None
     if not isinstance(last, datetime):
         return None
-    return (last if last.tzinfo else last.replace(tzinfo=timezone.utc)).timestamp()
+    return (last if last.tzinfo else last.replace(tzinfo=UTC)).timestamp()
 
 
 def read_schedule(client: redis.Redis, key_prefix: str) -> dict[str, tuple[float, float | None]]:

@@ -32,7 +32,7 @@ class EventStream(threading.Thread):
         for record in self._recorders:
             try:
                 record(event)
-            except Exception:  # noqa: BLE001 - one malformed event must not end the stream
+            except Exception:
                 log.exception("could not record event %s", event.get("type"))
 
     def run(self) -> None:
@@ -43,7 +43,7 @@ class EventStream(threading.Thread):
                     self.connected = True
                     # wakeup: workers answer with a heartbeat at once, so they are known immediately.
                     self._receiver.capture(limit=None, timeout=None, wakeup=True)
-            except Exception:  # noqa: BLE001 - broker outages are retried, never fatal
+            except Exception:
                 log.warning("event stream lost; reconnecting in %.0fs", self._reconnect_delay, exc_info=True)
             finally:
                 self.connected = False

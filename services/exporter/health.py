@@ -31,7 +31,7 @@ class ScrapeHealth:
         started = self._clock()
         try:
             return read()
-        except Exception:  # noqa: BLE001 - any source failure must degrade one family, not the scrape
+        except Exception:
             log.exception("collector %s failed; its metrics are missing from this scrape", collector)
             self.record_error(collector)
             return None

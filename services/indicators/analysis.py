@@ -8,8 +8,9 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from services.core.bulk import copy_upsert
-from services.core.marketdata import load_candles, load_indicators, read_watermark, write_watermark
+from services.core.store.bulk import copy_upsert
+from services.core.store.marketdata import load_candles, load_indicators
+from services.core.store.watermarks import read_watermark, write_watermark
 from services.indicators.engine import (
     INDICATOR_COLUMNS,
     IndicatorParams,

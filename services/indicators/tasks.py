@@ -9,8 +9,8 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.exceptions import ConfigurationError
-from services.core.instruments import require_instrument
-from services.core.stages import run_stage
+from services.core.pipeline.stages import run_stage
+from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant as _instant
 from services.indicators import analysis
 from services.indicators.engine import IndicatorParams

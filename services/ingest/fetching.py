@@ -10,10 +10,12 @@ from sqlalchemy import Engine
 
 from services.core.config import timeframe_seconds
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
+from services.core.store.instruments import ensure_instrument
+from services.core.store.watermarks import rewind_watermarks
 from services.ingest import store
-from services.ingest.store import WindowResult
 from services.ingest.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from services.ingest.sources.base import CandleSource
+from services.ingest.store import WindowResult
 from services.ingest.validate import validate_candles
 from services.ingest.windows import align_down, expected_bars, is_closed, plan_windows
 
@@ -103,7 +105,7 @@ def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, timeframe:
         written = store.upsert_candles(conn, instrument_id, timeframe,
                                        ((*bar, is_closed(bar[0], tf_ms, now_ms)) for bar in batch.good))
         if written:
-            store.rewind_watermarks(conn, instrument_id, timeframe, batch.good[0][0], tf_ms)
+            rewind_watermarks(conn, instrument_id, timeframe, batch.good[0][0], tf_ms)
         store.store_rejections(conn, instrument_id, timeframe, batch.rejected)
         store.record_window(conn, instrument_id, timeframe, result)
     if batch.rejected:
@@ -119,7 +121,7 @@ def _record(ctx: IngestContext, instrument_id: int, timeframe: str, result: Wind
 
 def _instrument(ctx: IngestContext, symbol: str, timeframe: str) -> int:
     with ctx.engine.begin() as conn:
-        return store.ensure_instrument(conn, ctx.source.name, symbol, timeframe)
+        return ensure_instrument(conn, ctx.source.name, symbol, timeframe)
 
 
 def _now(ctx: IngestContext) -> int:

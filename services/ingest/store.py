@@ -1,25 +1,23 @@
-"""Postgres writes and reads for ingest: bulk idempotent candle upserts, ledger, rejections."""
+"""The tables ingest owns: candles (bulk idempotent upserts), the fetch ledger, rejected candles."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
-from services.core.bulk import copy_upsert
+from services.core.store.bulk import copy_upsert
 from services.ingest.validate import Rejection
 
 __all__ = [
     "WindowResult",
-    "ensure_instrument",
     "last_closed_ts",
     "upsert_candles",
     "store_rejections",
     "record_window",
-    "rewind_watermarks",
     "windows_to_repair",
     "ms_to_datetime",
 ]
@@ -27,25 +25,11 @@ __all__ = [
 
 def ms_to_datetime(ts_ms: int) -> datetime:
     """Milliseconds since the epoch as an aware UTC datetime."""
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
 
 
 def _to_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
-
-
-def ensure_instrument(conn: Connection, exchange: str, symbol: str, timeframe: str) -> int:
-    """The instrument's id, creating it (or adding the timeframe) when needed."""
-    return conn.execute(
-        text("""
-            INSERT INTO instruments (exchange, symbol, timeframes) VALUES (:exchange, :symbol, ARRAY[:tf]::varchar[])
-            ON CONFLICT ON CONSTRAINT uq_instruments_exchange_symbol DO UPDATE
-               SET timeframes = CASE WHEN :tf = ANY(instruments.timeframes) THEN instruments.timeframes
-                                     ELSE array_append(instruments.timeframes, CAST(:tf AS varchar)) END
-            RETURNING id
-        """),
-        {"exchange": exchange, "symbol": symbol, "tf": timeframe},
-    ).scalar_one()
 
 
 def last_closed_ts(conn: Connection, instrument_id: int, timeframe: str) -> int | None:
@@ -74,20 +58,6 @@ def upsert_candles(conn: Connection, instrument_id: int, timeframe: str,
         update_where="NOT t.is_closed",
         stamp="updated_at",
     )
-
-
-def rewind_watermarks(conn: Connection, instrument_id: int, timeframe: str, first_ts_ms: int,
-                      timeframe_ms: int) -> int:
-    """Move every stage back to just before `first_ts_ms` when candles landed behind it.
-
-    A backfill or repair can add bars older than what indicators and signals already
-    processed; without this they would never be analysed.
-    """
-    return conn.execute(text("""
-        UPDATE stage_watermarks SET last_ts = :before, updated_at = now()
-         WHERE instrument_id = :i AND timeframe = :tf AND last_ts >= :first"""),
-        {"i": instrument_id, "tf": timeframe, "first": ms_to_datetime(first_ts_ms),
-         "before": ms_to_datetime(first_ts_ms - timeframe_ms)}).rowcount
 
 
 def store_rejections(conn: Connection, instrument_id: int, timeframe: str, rejections: list[Rejection]) -> int:

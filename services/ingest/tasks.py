@@ -7,7 +7,7 @@ import logging
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.exceptions import RetryableSourceError, SourceError
-from services.core.stages import run_stage
+from services.core.pipeline.stages import run_stage
 from services.core.timeparse import parse_instant_ms
 from services.ingest import fetching
 from services.ingest.context import worker_context

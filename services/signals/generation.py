@@ -6,8 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from services.core.bulk import copy_upsert
-from services.core.marketdata import load_candles, load_indicators, read_watermark, write_watermark
+from services.core.store.bulk import copy_upsert
+from services.core.store.marketdata import load_candles, load_indicators
+from services.core.store.watermarks import read_watermark, write_watermark
 from services.signals.rules import generate_signals
 
 __all__ = ["refresh_signals"]

@@ -7,8 +7,8 @@ import logging
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.instruments import require_instrument
-from services.core.stages import run_stage
+from services.core.pipeline.stages import run_stage
+from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant
 from services.signals.generation import refresh_signals
 

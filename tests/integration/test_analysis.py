@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from services.core.marketdata import load_candles
+from services.core.store.marketdata import load_candles
 from services.core.timeparse import parse_instant_ms
 from services.exchange_sim.server import running_simulator
 from services.indicators.analysis import (

@@ -10,7 +10,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from services.cli.procfile import parse_procfile
 from services.core.celery_app import QUEUES, TASK_ROUTES
-from services.core.procfile import parse_procfile
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
 from services.exporter.pipeline import QUERIES, PipelineCollector
 from services.exporter.queues import PRIORITY_SEP
@@ -112,7 +112,7 @@ def test_a_publish_hook_stamping_sent_at_gives_the_oldest_waiting_message_its_ag
 
 
 def _pipeline_rows(engine) -> None:
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     hours = lambda n: now - timedelta(hours=n)  # noqa: E731
     candles = [{"i": 1, "ts": hours(h), "closed": h > 0} for h in range(5)]  # BTC's newest bar is still open
     candles += [{"i": 2, "ts": hours(3 + h), "closed": True} for h in range(3)]

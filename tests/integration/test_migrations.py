@@ -1,8 +1,8 @@
 """The Alembic migrations build exactly the schema the SQLAlchemy models describe."""
 
 import pytest
-from alembic.migration import MigrationContext
 from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from services.core.migrate import upgrade_database

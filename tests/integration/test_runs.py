@@ -6,7 +6,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from services.core.runs import RunRequest
+from services.core.pipeline.runs import RunRequest
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ def pipeline(monkeypatch, engine, database_url, redis_url):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     config.get_settings.cache_clear()
-    from services.core import pipeline as module
+    from services.core.pipeline import tasks as module
 
     yield module
     config.get_settings.cache_clear()

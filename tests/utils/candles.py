@@ -14,7 +14,7 @@ Bar = tuple[float, float, float, float, float]
 START = "2024-01-01T00:00:00Z"
 
 
-def bar(o: float, h: float, l: float, c: float, volume: float = 1.0) -> Bar:  # noqa: E741 - OHLC order
+def bar(o: float, h: float, l: float, c: float, volume: float = 1.0) -> Bar:
     """One candle; checks the OHLC are consistent so a test cannot build an impossible bar."""
     assert l <= min(o, c) <= max(o, c) <= h, f"impossible bar o={o} h={h} l={l} c={c}"
     return (float(o), float(h), float(l), float(c), float(volume))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from services.core.procfile import ProcessSpec, parse_procfile, start_process
+from services.cli.procfile import ProcessSpec, parse_procfile, start_process
 from tests.utils.servers import free_port, wait_for_port
 
 __all__ = ["LocalStack", "http"]

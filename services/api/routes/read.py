@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
@@ -21,7 +21,8 @@ from services.api.routes.params import (
     symbol_param,
     timeframe_param,
 )
-from services.core.runs import KINDS, RUN_STATES
+from services.core.pipeline.runs import KINDS, RUN_STATES
+from services.core.store.instruments import find_instrument
 
 __all__ = ["read_routes", "iso_utc", "CANDLE_LIMIT", "SIGNAL_LIMIT", "RUN_LIMIT"]
 
@@ -35,7 +36,7 @@ RUN_LIMIT = (50, 500)
 
 def iso_utc(value: datetime | None) -> str | None:
     """ISO 8601 in UTC whatever the database session's time zone."""
-    return value.astimezone(timezone.utc).isoformat() if value is not None else None
+    return value.astimezone(UTC).isoformat() if value is not None else None
 
 
 def _number(value: float | None) -> float | None:
@@ -74,8 +75,7 @@ def list_candles() -> Response:
     limit = limit_param(params.get("limit"), *CANDLE_LIMIT)
 
     with deps().engine.connect() as conn:
-        instrument_id = conn.execute(text("SELECT id FROM instruments WHERE exchange = :e AND symbol = :s"),
-                                     {"e": exchange, "s": symbol}).scalar_one_or_none()
+        instrument_id = find_instrument(conn, exchange, symbol)
         if instrument_id is None:
             raise ApiError(404, f"no instrument {symbol} on {exchange}; see GET /api/instruments", "symbol")
         rows = conn.execute(text(f"""

@@ -10,7 +10,7 @@ from services.api.auth import require_token
 from services.api.errors import ApiError, bad_parameter
 from services.api.routes.deps import deps
 from services.api.routes.params import name_param, read_query
-from services.core.runs import KINDS, run_status, submit_run, validate_request
+from services.core.pipeline.runs import KINDS, run_status, submit_run, validate_request
 
 __all__ = ["trigger_routes"]
 

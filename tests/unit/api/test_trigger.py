@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.core.runs import KINDS
+from services.core.pipeline.runs import KINDS
 from tests.unit.api.conftest import AUTH
 from tests.unit.api.rows import add_run
 

@@ -1,4 +1,4 @@
-"""Service boundaries: a worker loads only core and its own package; the API no worker code."""
+"""Service boundaries at run time: a worker process loads only core and its own package; the app no worker code."""
 
 import subprocess
 import sys

@@ -8,11 +8,11 @@ import ccxt
 import pytest
 import requests
 
-from services.ingest.sources.ccxt_urls import point_ccxt_at, reject_non_json_bodies
-from tests.utils.ccxt_sim import ccxt_config_for_sim
 from services.exchange_sim.clock import parse_time_ms
 from services.exchange_sim.controller import DEFAULT_NOW
 from services.exchange_sim.server import running_simulator
+from services.ingest.sources.ccxt_urls import point_ccxt_at, reject_non_json_bodies
+from tests.utils.ccxt_sim import ccxt_config_for_sim
 
 HOUR = 3_600_000
 NOW = parse_time_ms(DEFAULT_NOW)

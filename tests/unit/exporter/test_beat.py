@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from redbeat.decoder import RedBeatJSONEncoder
@@ -29,7 +29,7 @@ def registry_for(client: FakeRedis, health: ScrapeHealth | None = None) -> Colle
 
 def test_each_entry_reports_when_it_is_due_and_when_it_last_ran():
     client = FakeRedis()
-    last = datetime(2024, 3, 1, 12, 5, tzinfo=timezone.utc)
+    last = datetime(2024, 3, 1, 12, 5, tzinfo=UTC)
     schedule_entry(client, "pipeline-all-hourly", due=last.timestamp() + 3600, last_run=last)
     schedule_entry(client, "prune-daily", due=last.timestamp() + 50_000, last_run=None)
     registry = registry_for(client)

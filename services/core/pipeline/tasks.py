@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.runs import KIND_STAGES, claim_run, release_run, request_of
-from services.core.stages import STAGE_TASKS, instrument_label, new_carry
+from services.core.pipeline.runs import KIND_STAGES, claim_run, release_run, request_of
+from services.core.pipeline.stages import STAGE_TASKS, instrument_label, new_carry
 
 __all__ = ["start_run", "finish_run", "abort_run", "prune_history", "ping", "plan_instruments", "summarise"]
 

@@ -96,8 +96,8 @@ def _run_local(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
+    from services.cli.procfile import run_procfile
     from services.core.migrate import upgrade_database
-    from services.core.procfile import run_procfile
 
     settings = get_settings()
     upgrade_database(settings.database_url)

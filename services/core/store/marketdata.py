@@ -1,4 +1,4 @@
-"""Reading stored market data as DataFrames, and the per-stage watermarks."""
+"""Reading stored candles and indicator values as DataFrames (the analysis stages' input)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ from sqlalchemy import Connection, text
 
 from services.core.models import INDICATOR_COLUMNS
 
-__all__ = ["find_instrument", "load_candles", "load_indicators", "read_watermark", "write_watermark"]
+__all__ = ["load_candles", "load_indicators"]
 
 _OHLCV = ("open", "high", "low", "close", "volume")
 # ts as epoch milliseconds: converted to a DatetimeIndex in one vectorised step.
 _TS_MS = "(extract(epoch FROM ts) * 1000)::bigint"
-
-
-def find_instrument(conn: Connection, exchange: str, symbol: str) -> int | None:
-    """The instrument's id, or None if it was never ingested."""
-    return conn.execute(
-        text("SELECT id FROM instruments WHERE exchange = :e AND symbol = :s"), {"e": exchange, "s": symbol}
-    ).scalar_one_or_none()
 
 
 def _frame(conn: Connection, sql: str, params: dict, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -77,23 +70,3 @@ def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
     # (an empty result, or a column with NULLs).
     differing = {name: dtype for name, dtype in dtypes.items() if frame[name].dtype != dtype}
     return frame.astype(differing) if differing else frame
-
-
-def read_watermark(conn: Connection, instrument_id: int, timeframe: str, stage: str) -> datetime | None:
-    """The last closed bar `stage` has fully processed, or None."""
-    return conn.execute(
-        text("SELECT last_ts FROM stage_watermarks WHERE instrument_id = :i AND timeframe = :tf AND stage = :s"),
-        {"i": instrument_id, "tf": timeframe, "s": stage},
-    ).scalar_one_or_none()
-
-
-def write_watermark(conn: Connection, instrument_id: int, timeframe: str, stage: str, last_ts: datetime) -> None:
-    """Advance the stage's watermark (never moves it back)."""
-    conn.execute(
-        text("""INSERT INTO stage_watermarks (instrument_id, timeframe, stage, last_ts)
-                VALUES (:i, :tf, :s, :ts)
-                ON CONFLICT (instrument_id, timeframe, stage) DO UPDATE
-                   SET last_ts = EXCLUDED.last_ts, updated_at = now()
-                 WHERE stage_watermarks.last_ts < EXCLUDED.last_ts"""),
-        {"i": instrument_id, "tf": timeframe, "s": stage, "ts": last_ts},
-    )

@@ -63,7 +63,7 @@ def run_stage(carry: dict, stage: str, work: Callable[[str, str, dict], dict]) -
         try:
             result = work(carry["symbol"], carry["timeframe"], carry["params"])
             entry = {"stage": stage, "status": "ok", "seconds": round(time.monotonic() - started, 3), **result}
-        except Exception as exc:  # noqa: BLE001 - reported by name below, never swallowed
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
             log.error("run %s: %s %s failed: %s", carry["run_id"], label, stage, error)
             entry = {"stage": stage, "status": "failed", "seconds": round(time.monotonic() - started, 3),

@@ -1,0 +1,1 @@
+"""Pipeline orchestration: run kinds, stages, and the tasks that start and finish runs."""

@@ -1,0 +1,1 @@
+"""Shared store access: reading market data, instruments, watermarks, bulk idempotent writes."""
