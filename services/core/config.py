@@ -93,9 +93,16 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_is_postgres(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        # The driver is named here: SQLAlchemy 2.1 maps a bare postgresql:// (what hosting
+        # services hand out) to psycopg 3, which is not installed; psycopg2 is the one we ship.
+        scheme, separator, rest = value.partition("://")
+        dialect, _, driver = scheme.lower().partition("+")
+        if not separator or dialect not in ("postgresql", "postgres"):
             raise ValueError("must be a postgresql:// URL")
-        return value.replace("postgres://", "postgresql://", 1)
+        if driver not in ("", "psycopg2"):
+            raise ValueError(f"driver {driver!r} is not installed: use postgresql:// or postgresql+psycopg2:// "
+                             "(candleflow connects with psycopg2)")
+        return f"postgresql+psycopg2://{rest}"
 
     @field_validator("redis_url")
     @classmethod

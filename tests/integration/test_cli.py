@@ -33,6 +33,13 @@ def test_migrate_brings_the_schema_to_head(run_cli):
     assert result.returncode == 0 and "database at head" in result.stdout
 
 
+def test_migrate_accepts_the_bare_postgresql_url_hosting_services_hand_out(run_cli, database_url):
+    bare = database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    result = run_cli("migrate", DATABASE_URL=bare)
+    assert result.returncode == 0, result.stderr
+    assert "database at head" in result.stdout
+
+
 def test_backfill_reports_what_it_stored_with_a_progress_bar(run_cli, engine):
     result = run_cli("backfill", "BTC/USD", "--timeframe", "1h", "--since", "2024-02-01", "--until", "2024-02-03")
     assert result.returncode == 0, result.stderr
