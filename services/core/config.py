@@ -10,23 +10,16 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.core.exceptions import ConfigurationError
+from services.core.timeframe import Timeframe
 
 __all__ = ["Settings", "get_settings", "load_settings", "timeframe_seconds", "SYMBOL_RE"]
 
-# The timeframes every component understands; the unit letters are ccxt's. Weeks and
-# months are left out on purpose: bars are aligned to the epoch, and exchanges start
-# weeks on Monday (the epoch was a Thursday) and months on the 1st.
-_TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86400}
-_TIMEFRAME_RE = re.compile(r"^([0-9]+)([mhd])$")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
 
 
 def timeframe_seconds(timeframe: str) -> int:
-    """Length of one candle of `timeframe` in seconds; ValueError if malformed."""
-    match = _TIMEFRAME_RE.fullmatch(timeframe or "")
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"malformed timeframe {timeframe!r}: expected minutes, hours or days, e.g. 1m, 15m, 1h, 4h, 1d")
-    return int(match.group(1)) * _TIMEFRAME_UNITS[match.group(2)]
+    """Length of one candle of `timeframe` in seconds; ValueError if malformed (prefer Timeframe.parse)."""
+    return Timeframe.parse(timeframe).seconds
 
 
 def _split_csv(value: object) -> object:
@@ -87,7 +80,7 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one timeframe is required, e.g. 1h")
         for timeframe in value:
-            timeframe_seconds(timeframe)
+            Timeframe.parse(timeframe)
         return value
 
     @field_validator("database_url")
