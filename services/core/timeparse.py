@@ -1,14 +1,27 @@
-"""Parsing the instants operators type: ISO dates/times (UTC unless stated) or epoch ms."""
+"""Instants: parsing what operators type (ISO dates/times, UTC unless stated, or epoch ms); epoch ms ↔ UTC datetime."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["parse_instant_ms", "parse_instant"]
+__all__ = ["parse_instant_ms", "parse_instant", "ms_to_datetime", "datetime_to_ms"]
 
 # Candles exist only after the epoch; past year 9999 Python's datetime cannot follow.
 _EARLIEST_MS = 0
 _LATEST_MS = 253_402_300_799_999
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def ms_to_datetime(ts_ms: int) -> datetime:
+    """Milliseconds since the epoch as an aware UTC datetime."""
+    # Integer arithmetic, not fromtimestamp(ms / 1000): no float in between to round.
+    return _EPOCH + ts_ms * _MS
+
+
+def datetime_to_ms(value: datetime) -> int:
+    """An aware datetime as milliseconds since the epoch (sub-millisecond parts floored)."""
+    return (value - _EPOCH) // _MS
 
 
 def parse_instant_ms(value: str | int) -> int:
@@ -20,7 +33,7 @@ def parse_instant_ms(value: str | int) -> int:
             parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            ms = int(parsed.timestamp() * 1000)
+            ms = datetime_to_ms(parsed)
         except (ValueError, OverflowError, OSError):
             raise ValueError(f"malformed date {value!r}: expected ISO 8601 like 2024-01-31 or "
                              f"2024-01-31T12:00Z, or epoch milliseconds") from None
@@ -33,4 +46,4 @@ def parse_instant(value: str | int | None) -> datetime | None:
     """Like parse_instant_ms, as an aware UTC datetime; None stays None."""
     if value is None:
         return None
-    return datetime.fromtimestamp(parse_instant_ms(value) / 1000, tz=UTC)
+    return ms_to_datetime(parse_instant_ms(value))
