@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Engine
 
-from services.core.config import timeframe_seconds
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.core.store.instruments import ensure_instrument
 from services.core.store.watermarks import rewind_watermarks
+from services.core.timeframe import Timeframe
+from services.core.timeparse import ms_to_datetime
 from services.ingest import store
 from services.ingest.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from services.ingest.sources.base import CandleSource
@@ -59,13 +60,13 @@ class RunReport:
         return asdict(self)
 
 
-def _download(ctx: IngestContext, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> tuple[list, int]:
-    tf_ms = timeframe_seconds(timeframe) * 1000
-    limit = min(ctx.source.capabilities.max_candles, max(1, -(-(end_ms - start_ms) // tf_ms)))  # ceil: a partial last bar counts
-    describe = f"{ctx.source.name} {symbol} {timeframe} [{start_ms}, {end_ms})"
+def _download(ctx: IngestContext, symbol: str, tf: Timeframe, start_ms: int, end_ms: int) -> tuple[list, int]:
+    # Bars rounded up: a partial last bar still needs its candle.
+    limit = min(ctx.source.capabilities.max_candles, max(1, -(-(end_ms - start_ms) // tf.ms)))
+    describe = f"{ctx.source.name} {symbol} {tf} [{start_ms}, {end_ms})"
     kwargs = {"sleep": ctx.sleep} if ctx.sleep else {}
     return call_with_retries(
-        lambda: ctx.source.fetch_candles(symbol, timeframe, start_ms, limit), ctx.policy, describe, **kwargs
+        lambda: ctx.source.fetch_candles(symbol, tf.name, start_ms, limit), ctx.policy, describe, **kwargs
     )
 
 
@@ -75,53 +76,52 @@ def _in_window(row: object, start_ms: int, end_ms: int) -> bool:
     return not isinstance(ts, (int, float)) or start_ms <= ts < end_ms
 
 
-def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, timeframe: str,
+def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timeframe,
                  start_ms: int, end_ms: int, now_ms: int) -> WindowResult:
     """Download, validate and store one window; the ledger records the outcome either way.
 
     Transient failures are retried with backoff and, when exhausted, recorded as a
     failed window for the repair task. Permanent failures are recorded, then raised.
     """
-    tf_ms = timeframe_seconds(timeframe) * 1000
-    expected = expected_bars(start_ms, end_ms, tf_ms, now_ms)
+    expected = expected_bars(start_ms, end_ms, tf, now_ms)
     try:
-        rows, attempts = _download(ctx, symbol, timeframe, start_ms, end_ms)
+        rows, attempts = _download(ctx, symbol, tf, start_ms, end_ms)
     except (RetriesExhausted, PermanentSourceError) as exc:
         attempts = getattr(exc, "attempts", 1)
         result = WindowResult(start_ms, end_ms, "failed", 0, 0, expected, attempts, str(exc)[:1000])
-        _record(ctx, instrument_id, timeframe, result)
+        _record(ctx, instrument_id, tf, result)
         log.error("window failed: %s", exc)
         if isinstance(exc, PermanentSourceError):
             raise
         return result
     rows = [row for row in rows if _in_window(row, start_ms, end_ms)]
-    batch = validate_candles(rows, tf_ms, now_ms)
+    batch = validate_candles(rows, tf, now_ms)
     # A refused or duplicated row fills no bar: only good rows count, so a window with
     # bad data stays "gaps" and the repair task fetches it again.
     missing = max(0, expected - len(batch.good))
     status = "empty" if not rows else ("gaps" if missing else "ok")
     result = WindowResult(start_ms, end_ms, status, len(batch.good), len(batch.rejected), missing, attempts)
     with ctx.engine.begin() as conn:
-        written = store.upsert_candles(conn, instrument_id, timeframe,
-                                       ((*bar, is_closed(bar[0], tf_ms, now_ms)) for bar in batch.good))
+        written = store.upsert_candles(conn, instrument_id, tf.name,
+                                       ((*bar, is_closed(bar[0], tf, now_ms)) for bar in batch.good))
         if written:
-            rewind_watermarks(conn, instrument_id, timeframe, batch.good[0][0], tf_ms)
-        store.store_rejections(conn, instrument_id, timeframe, batch.rejected)
-        store.record_window(conn, instrument_id, timeframe, result)
+            rewind_watermarks(conn, instrument_id, tf.name, batch.good[0][0], tf.ms)
+        store.store_rejections(conn, instrument_id, tf.name, batch.rejected)
+        store.record_window(conn, instrument_id, tf.name, result)
     if batch.rejected:
-        log.warning("%s %s: rejected %d candle(s): %s", symbol, timeframe, len(batch.rejected),
+        log.warning("%s %s: rejected %d candle(s): %s", symbol, tf, len(batch.rejected),
                     sorted({r.reason for r in batch.rejected}))
     return result
 
 
-def _record(ctx: IngestContext, instrument_id: int, timeframe: str, result: WindowResult) -> None:
+def _record(ctx: IngestContext, instrument_id: int, tf: Timeframe, result: WindowResult) -> None:
     with ctx.engine.begin() as conn:
-        store.record_window(conn, instrument_id, timeframe, result)
+        store.record_window(conn, instrument_id, tf.name, result)
 
 
-def _instrument(ctx: IngestContext, symbol: str, timeframe: str) -> int:
+def _instrument(ctx: IngestContext, symbol: str, tf: Timeframe) -> int:
     with ctx.engine.begin() as conn:
-        return ensure_instrument(conn, ctx.source.name, symbol, timeframe)
+        return ensure_instrument(conn, ctx.source.name, symbol, tf.name)
 
 
 def _now(ctx: IngestContext) -> int:
@@ -132,12 +132,12 @@ def _now(ctx: IngestContext) -> int:
         raise RetryableSourceError(f"cannot read {ctx.source.name}'s clock: {exc}") from exc
 
 
-def _fetch_windows(ctx: IngestContext, instrument_id: int, symbol: str, timeframe: str,
+def _fetch_windows(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timeframe,
                    windows: list[tuple[int, int]], now_ms: int,
                    progress: Callable[[WindowResult], None] | None) -> RunReport:
-    report = RunReport(symbol, timeframe)
+    report = RunReport(symbol, tf.name)
     for start_ms, end_ms in windows:
-        result = fetch_window(ctx, instrument_id, symbol, timeframe, start_ms, end_ms, now_ms)
+        result = fetch_window(ctx, instrument_id, symbol, tf, start_ms, end_ms, now_ms)
         report.add(result)
         if progress:
             progress(result)
@@ -147,55 +147,59 @@ def _fetch_windows(ctx: IngestContext, instrument_id: int, symbol: str, timefram
 def backfill(ctx: IngestContext, symbol: str, timeframe: str, since_ms: int, until_ms: int | None = None,
              progress: Callable[[WindowResult], None] | None = None) -> RunReport:
     """Fetch [since, until) in windows of the exchange's request limit; every window is ledgered."""
+    tf = Timeframe.parse(timeframe)
     now_ms = _now(ctx)
-    tf_ms = timeframe_seconds(timeframe) * 1000
     until_ms = min(until_ms or now_ms + 1, now_ms + 1)
     if since_ms >= until_ms:
         raise ValueError(f"empty range: since {since_ms} is not before until {until_ms}")
     caps = ctx.source.capabilities
-    earliest = align_down(now_ms, tf_ms) - (caps.max_candles - 1) * tf_ms
+    earliest = _earliest_served(ctx, tf, now_ms)
     if not caps.full_history and since_ms < earliest:
         raise PermanentSourceError(
-            f"{ctx.source.name} serves only its latest {caps.max_candles} {timeframe} candles "
-            f"(from {store.ms_to_datetime(earliest).isoformat()}); choose a later --since "
+            f"{ctx.source.name} serves only its latest {caps.max_candles} {tf} candles "
+            f"(from {ms_to_datetime(earliest).isoformat()}); choose a later --since "
             f"or an exchange with full history"
         )
-    windows = plan_windows(since_ms, until_ms, tf_ms, caps.max_candles)
-    return _fetch_windows(ctx, _instrument(ctx, symbol, timeframe), symbol, timeframe, windows, now_ms, progress)
+    windows = plan_windows(since_ms, until_ms, tf, caps.max_candles)
+    return _fetch_windows(ctx, _instrument(ctx, symbol, tf), symbol, tf, windows, now_ms, progress)
 
 
 def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_bars: int = 500) -> RunReport:
     """Fetch from the bar after the newest stored closed candle up to the open bar."""
+    tf = Timeframe.parse(timeframe)
     now_ms = _now(ctx)
-    tf_ms = timeframe_seconds(timeframe) * 1000
-    instrument_id = _instrument(ctx, symbol, timeframe)
+    instrument_id = _instrument(ctx, symbol, tf)
     with ctx.engine.connect() as conn:
-        last = store.last_closed_ts(conn, instrument_id, timeframe)
-    since_ms = last + tf_ms if last is not None else align_down(now_ms, tf_ms) - lookback_bars * tf_ms
-    lost = _beyond_history(ctx, instrument_id, timeframe, since_ms, now_ms)
+        last = store.last_closed_ts(conn, instrument_id, tf.name)
+    since_ms = last + tf.ms if last is not None else align_down(now_ms, tf) - lookback_bars * tf.ms
+    lost = _beyond_history(ctx, instrument_id, tf, since_ms, now_ms)
     if lost is not None:
         since_ms = lost.end_ms
-    windows = plan_windows(since_ms, align_down(now_ms, tf_ms) + tf_ms, tf_ms, ctx.source.capabilities.max_candles)
-    report = _fetch_windows(ctx, instrument_id, symbol, timeframe, windows, now_ms, None)
+    windows = plan_windows(since_ms, align_down(now_ms, tf) + tf.ms, tf, ctx.source.capabilities.max_candles)
+    report = _fetch_windows(ctx, instrument_id, symbol, tf, windows, now_ms, None)
     if lost is not None:
         report.add(lost)
     return report
 
 
-def _beyond_history(ctx: IngestContext, instrument_id: int, timeframe: str, since_ms: int,
+def _earliest_served(ctx: IngestContext, tf: Timeframe, now_ms: int) -> int:
+    """Open time of the oldest bar a recent-only source still serves (its latest `max_candles`)."""
+    return align_down(now_ms, tf) - (ctx.source.capabilities.max_candles - 1) * tf.ms
+
+
+def _beyond_history(ctx: IngestContext, instrument_id: int, tf: Timeframe, since_ms: int,
                     now_ms: int) -> WindowResult | None:
     """After an outage longer than a recent-only exchange remembers, the bars in between are
     gone: ledger them as one failed window (so the run reports it) and sync from what is left."""
     caps = ctx.source.capabilities
-    tf_ms = timeframe_seconds(timeframe) * 1000
-    earliest = align_down(now_ms, tf_ms) - (caps.max_candles - 1) * tf_ms
+    earliest = _earliest_served(ctx, tf, now_ms)
     if caps.full_history or since_ms >= earliest:
         return None
-    lost = WindowResult(since_ms, earliest, "failed", 0, 0, (earliest - since_ms) // tf_ms, 0,
-                        f"{ctx.source.name} serves only its latest {caps.max_candles} {timeframe} candles; "
-                        f"bars before {store.ms_to_datetime(earliest).isoformat()} cannot be fetched from it")
-    _record(ctx, instrument_id, timeframe, lost)
-    log.error("%s %s: %s", timeframe, instrument_id, lost.error)
+    lost = WindowResult(since_ms, earliest, "failed", 0, 0, (earliest - since_ms) // tf.ms, 0,
+                        f"{ctx.source.name} serves only its latest {caps.max_candles} {tf} candles; "
+                        f"bars before {ms_to_datetime(earliest).isoformat()} cannot be fetched from it")
+    _record(ctx, instrument_id, tf, lost)
+    log.error("%s %s: %s", tf, instrument_id, lost.error)
     return lost
 
 
@@ -210,10 +214,12 @@ def repair_windows(ctx: IngestContext, max_fetches: int = 30, limit: int = 500) 
     if not todo:
         return []
     now_ms = _now(ctx)
+    # The ledger holds names; each distinct one is parsed once, not once per window.
+    timeframes = {name: Timeframe.parse(name) for name in {window["timeframe"] for window in todo}}
     outcomes = []
     for window in todo:
         try:
-            result = fetch_window(ctx, window["instrument_id"], window["symbol"], window["timeframe"],
+            result = fetch_window(ctx, window["instrument_id"], window["symbol"], timeframes[window["timeframe"]],
                                   window["start_ms"], window["end_ms"], now_ms)
             outcome = {"status": result.status, "candles": result.candles, "error": result.error}
         except PermanentSourceError as exc:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
 from services.core.store.bulk import copy_upsert
+from services.core.timeparse import datetime_to_ms, ms_to_datetime
 from services.ingest.validate import Rejection
 
 __all__ = [
@@ -19,17 +19,10 @@ __all__ = [
     "store_rejections",
     "record_window",
     "windows_to_repair",
-    "ms_to_datetime",
 ]
 
-
-def ms_to_datetime(ts_ms: int) -> datetime:
-    """Milliseconds since the epoch as an aware UTC datetime."""
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-
-
-def _to_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
+# Timeframes come in by name (Timeframe.name): that is what the columns hold, and the core
+# store functions ingest calls alongside these take it the same way.
 
 
 def last_closed_ts(conn: Connection, instrument_id: int, timeframe: str) -> int | None:
@@ -38,7 +31,7 @@ def last_closed_ts(conn: Connection, instrument_id: int, timeframe: str) -> int 
         text("SELECT max(ts) FROM candles WHERE instrument_id = :i AND timeframe = :tf AND is_closed"),
         {"i": instrument_id, "tf": timeframe},
     ).scalar_one()
-    return None if value is None else _to_ms(value)
+    return None if value is None else datetime_to_ms(value)
 
 
 _CANDLE_COLUMNS = ("instrument_id", "timeframe", "ts", "open", "high", "low", "close", "volume", "is_closed")
@@ -114,7 +107,8 @@ def windows_to_repair(conn: Connection, exchange: str, max_fetches: int, limit: 
     """This exchange's failed and gappy windows fetched fewer than `max_fetches` times; oldest first."""
     rows = conn.execute(
         text("""
-            SELECT l.instrument_id, i.exchange, i.symbol, l.timeframe, l.window_start, l.window_end, l.status, l.attempts
+            SELECT l.instrument_id, i.exchange, i.symbol, l.timeframe, l.window_start, l.window_end,
+                   l.status, l.attempts
               FROM fetch_ledger l JOIN instruments i ON i.id = l.instrument_id
              WHERE l.status IN ('failed', 'gaps') AND l.fetches < :max_fetches AND i.exchange = :exchange
              ORDER BY l.window_start LIMIT :limit
@@ -122,6 +116,6 @@ def windows_to_repair(conn: Connection, exchange: str, max_fetches: int, limit: 
         {"max_fetches": max_fetches, "limit": limit, "exchange": exchange},
     ).mappings().all()
     return [
-        {**row, "start_ms": _to_ms(row["window_start"]), "end_ms": _to_ms(row["window_end"])}
+        {**row, "start_ms": datetime_to_ms(row["window_start"]), "end_ms": datetime_to_ms(row["window_end"])}
         for row in rows
     ]

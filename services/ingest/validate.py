@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from services.core.timeframe import Timeframe
+
 __all__ = ["Rejection", "ValidatedBatch", "validate_candles", "REJECTION_REASONS"]
 
 REJECTION_REASONS = (
@@ -69,9 +71,9 @@ def _price_problem(o: float, h: float, l: float, c: float, v: float) -> tuple[st
     return None
 
 
-def _time_problem(ts: int, timeframe_ms: int, now_ms: int, last_ts: int | None) -> tuple[str, str] | None:
-    if ts % timeframe_ms:
-        return "misaligned_timestamp", f"{ts} is not a multiple of {timeframe_ms} ms"
+def _time_problem(ts: int, tf: Timeframe, now_ms: int, last_ts: int | None) -> tuple[str, str] | None:
+    if ts % tf.ms:
+        return "misaligned_timestamp", f"{ts} is not a multiple of {tf.ms} ms"
     if ts > now_ms:
         return "future_timestamp", f"{ts} starts after now ({now_ms})"
     if last_ts is not None and ts == last_ts:
@@ -81,7 +83,7 @@ def _time_problem(ts: int, timeframe_ms: int, now_ms: int, last_ts: int | None) 
     return None
 
 
-def validate_candles(rows: list, timeframe_ms: int, now_ms: int) -> ValidatedBatch:
+def validate_candles(rows: list, tf: Timeframe, now_ms: int) -> ValidatedBatch:
     """Check every row; keep the first of duplicates, refuse rows that go back in time."""
     batch = ValidatedBatch()
     last_ts: int | None = None
@@ -92,7 +94,7 @@ def validate_candles(rows: list, timeframe_ms: int, now_ms: int) -> ValidatedBat
             batch.rejected.append(Rejection(_jsonable(raw), raw_ts, "malformed", f"unreadable row {raw!r}"[:200]))
             continue
         ts = numbers[0]
-        problem = _time_problem(ts, timeframe_ms, now_ms, last_ts) or _price_problem(*numbers[1:])
+        problem = _time_problem(ts, tf, now_ms, last_ts) or _price_problem(*numbers[1:])
         if problem:
             batch.rejected.append(Rejection(_jsonable(raw), ts, *problem))
             continue

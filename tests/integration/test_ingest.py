@@ -156,3 +156,25 @@ def test_a_sync_after_an_outage_longer_than_a_recent_only_exchange_remembers_rep
     lost = [w for w in ledger(engine) if w["status"] == "failed"]
     assert len(lost) == 1 and lost[0]["missing"] == 25
     assert report.candles == 24 and report.missing == 25
+
+
+def test_a_sync_parses_its_timeframe_once_however_many_windows_it_fetches(sim, ctx, engine, monkeypatch):
+    from dataclasses import replace
+
+    from services.core.timeframe import Timeframe
+
+    ctx.source.capabilities = replace(ctx.source.capabilities, max_candles=4)
+    built = []
+    post_init = Timeframe.__post_init__
+    monkeypatch.setattr(Timeframe, "__post_init__", lambda tf: (built.append(tf.name), post_init(tf)))
+    report = sync_instrument(ctx, "BTC/USD", "1h", lookback_bars=10)
+    assert report.windows == 3 and report.candles == 11  # ten closed bars back, plus the open one
+    assert built == ["1h"]
+
+
+def test_a_malformed_timeframe_is_refused_before_the_exchange_is_asked_anything(sim, ctx, engine):
+    with pytest.raises(ValueError, match="malformed timeframe '1w'"):
+        sync_instrument(ctx, "BTC/USD", "1w")
+    with pytest.raises(ValueError, match="malformed timeframe '0h'"):
+        backfill(ctx, "BTC/USD", "0h", SINCE, UNTIL)
+    assert sim[1].request_counts() == {} and ledger(engine) == []

@@ -4,9 +4,11 @@ import math
 
 import pytest
 
+from services.core.timeframe import Timeframe
 from services.ingest.validate import REJECTION_REASONS, validate_candles
 
 H = 3_600_000
+HOURLY = Timeframe.parse("1h")
 NOW = 100 * H
 
 
@@ -33,30 +35,30 @@ def good(i, price=100.0):
     ],
 )
 def test_each_kind_of_bad_candle_is_rejected_with_its_reason_and_good_ones_kept(row, reason):
-    batch = validate_candles([good(1), row, good(10)], H, NOW)
+    batch = validate_candles([good(1), row, good(10)], HOURLY, NOW)
     assert [r.reason for r in batch.rejected] == [reason]
     assert [g[0] for g in batch.good] == [1 * H, 10 * H]
     assert reason in REJECTION_REASONS
 
 
 def test_a_duplicate_timestamp_keeps_the_first_and_rejects_the_second():
-    batch = validate_candles([good(1), good(2), good(2, price=200.0)], H, NOW)
+    batch = validate_candles([good(1), good(2), good(2, price=200.0)], HOURLY, NOW)
     assert [g[0] for g in batch.good] == [1 * H, 2 * H]
     assert batch.good[1][1] == 100.0
     assert [(r.reason, r.raw_ts) for r in batch.rejected] == [("duplicate_timestamp", 2 * H)]
 
 
 def test_a_row_going_back_in_time_is_rejected_as_out_of_order():
-    batch = validate_candles([good(1), good(3), good(2), good(4)], H, NOW)
+    batch = validate_candles([good(1), good(3), good(2), good(4)], HOURLY, NOW)
     assert [g[0] for g in batch.good] == [1 * H, 3 * H, 4 * H]
     assert [r.reason for r in batch.rejected] == ["out_of_order"]
 
 
 def test_the_open_candle_starting_before_now_is_valid():
-    batch = validate_candles([good(99), [NOW, 1, 1, 1, 1, 0]], H, NOW + 1)
+    batch = validate_candles([good(99), [NOW, 1, 1, 1, 1, 0]], HOURLY, NOW + 1)
     assert len(batch.good) == 2 and not batch.rejected
 
 
 def test_rejected_raw_rows_are_json_safe():
-    batch = validate_candles([[5 * H, math.nan, 1, 1, 1, 1]], H, NOW)
+    batch = validate_candles([[5 * H, math.nan, 1, 1, 1, 1]], HOURLY, NOW)
     assert batch.rejected[0].raw[1] == "nan"
