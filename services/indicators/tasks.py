@@ -9,7 +9,8 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.exceptions import ConfigurationError
-from services.core.pipeline.stages import run_stage
+from services.core.pipeline.chain import register_stage
+from services.core.pipeline.stages import STAGES
 from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant as _instant
 from services.indicators import analysis
@@ -52,7 +53,8 @@ def compute_indicators(symbol: str, timeframe: str, since: str | None = None) ->
 def compute_ema_channel(symbol: str, timeframe: str, since: str | None = None) -> dict:
     """Only the EMA channel (EMA of highs and of lows)."""
     return _run(symbol, timeframe, lambda conn, i: analysis.refresh_indicators(
-        conn, i, timeframe, _params(), columns=analysis.CHANNEL_COLUMNS, stage="ema_channel", since=_instant(since)))
+        conn, i, timeframe, _params(), columns=analysis.CHANNEL_COLUMNS, stage=STAGES["ema"].watermark,
+        since=_instant(since)))
 
 
 @app.task(name="indicators.regime")
@@ -76,19 +78,8 @@ def find_levels(symbol: str, timeframe: str) -> dict:
     return _run(symbol, timeframe, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))
 
 
-def _stage(stage: str, work) -> object:
-    """A pipeline-stage task: the same work as `work`, taking and returning the chain's carry."""
-    @app.task(name=f"indicators.stage.{stage}")
-    def run(carry: dict) -> dict:
-        return run_stage(carry, stage, lambda symbol, timeframe, params: work(
-            symbol, timeframe, **({"since": params["since"]} if "since" in params and stage != "levels" else {})))
-
-    run.__doc__ = f"Pipeline stage {stage!r}: {work.__doc__}"
-    return run
-
-
-indicators_stage = _stage("indicators", compute_indicators)
-ema_stage = _stage("ema", compute_ema_channel)
-regime_stage = _stage("regime", compute_regime)
-patterns_stage = _stage("patterns", detect_patterns)
-levels_stage = _stage("levels", find_levels)
+indicators_stage = register_stage("indicators", compute_indicators)
+ema_stage = register_stage("ema", compute_ema_channel)
+regime_stage = register_stage("regime", compute_regime)
+patterns_stage = register_stage("patterns", detect_patterns)
+levels_stage = register_stage("levels", find_levels)

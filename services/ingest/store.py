@@ -19,6 +19,7 @@ __all__ = [
     "store_rejections",
     "record_window",
     "windows_to_repair",
+    "delete_settled_windows",
 ]
 
 # Timeframes come in by name (Timeframe.name): that is what the columns hold, and the core
@@ -119,3 +120,10 @@ def windows_to_repair(conn: Connection, exchange: str, max_fetches: int, limit: 
         {**row, "start_ms": datetime_to_ms(row["window_start"]), "end_ms": datetime_to_ms(row["window_end"])}
         for row in rows
     ]
+
+
+def delete_settled_windows(conn: Connection, days: int) -> int:
+    """Drop ok and empty ledger rows older than `days`; failed and gappy ones stay for repair."""
+    return conn.execute(text("""
+        DELETE FROM fetch_ledger
+         WHERE status IN ('ok', 'empty') AND fetched_at < now() - make_interval(days => :d)"""), {"d": days}).rowcount

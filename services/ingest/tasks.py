@@ -6,13 +6,15 @@ import logging
 
 from services.core.celery_app import app
 from services.core.config import get_settings
+from services.core.db import get_engine
 from services.core.exceptions import RetryableSourceError, SourceError
-from services.core.pipeline.stages import run_stage
+from services.core.pipeline.chain import register_stage
 from services.core.timeparse import parse_instant_ms
-from services.ingest import fetching
+from services.ingest import fetching, store
 from services.ingest.context import worker_context
 
-__all__ = ["sync_instrument", "sync_all", "backfill_range", "repair_failed_windows", "ohlc_stage", "backfill_stage"]
+__all__ = ["sync_instrument", "sync_all", "backfill_range", "repair_failed_windows", "ohlc_stage", "backfill_stage",
+           "prune_ledger"]
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +67,27 @@ def _stage_result(report: fetching.RunReport) -> dict:
             "missing": report.missing}
 
 
-@app.task(name="ingest.stage.ohlc")
-def ohlc_stage(carry: dict) -> dict:
-    """Pipeline stage: sync the carried instrument."""
-    lookback = get_settings().sync_lookback_bars
-    return run_stage(carry, "ohlc", lambda symbol, timeframe, _: _stage_result(
-        fetching.sync_instrument(worker_context(), symbol, timeframe, lookback)))
+def _sync(symbol: str, timeframe: str) -> dict:
+    """Sync the carried instrument."""
+    return _stage_result(fetching.sync_instrument(worker_context(), symbol, timeframe,
+                                                  get_settings().sync_lookback_bars))
 
 
-@app.task(name="ingest.stage.backfill")
-def backfill_stage(carry: dict) -> dict:
-    """Pipeline stage: backfill the carried instrument over params since/until."""
-    return run_stage(carry, "backfill", lambda symbol, timeframe, params: _stage_result(fetching.backfill(
-        worker_context(), symbol, timeframe, parse_instant_ms(params["since"]),
-        parse_instant_ms(params["until"]) if params.get("until") else None)))
+def _backfill(symbol: str, timeframe: str, since: str, until: str | None = None) -> dict:
+    """Backfill the carried instrument over [since, until)."""
+    return _stage_result(fetching.backfill(worker_context(), symbol, timeframe, parse_instant_ms(since),
+                                           parse_instant_ms(until) if until else None))
+
+
+ohlc_stage = register_stage("ohlc", _sync)
+backfill_stage = register_stage("backfill", _backfill)
+
+
+@app.task(name="ingest.prune_ledger")
+def prune_ledger() -> dict:
+    """Delete ok and empty fetch-ledger rows older than RUNS_RETENTION_DAYS (failed ones stay for repair)."""
+    days = get_settings().runs_retention_days
+    with get_engine().begin() as conn:
+        deleted = store.delete_settled_windows(conn, days)
+    log.info("pruned %d settled ledger row(s) older than %d days", deleted, days)
+    return {"ledger_rows": deleted}

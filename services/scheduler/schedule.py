@@ -16,6 +16,7 @@ DEFAULT_JOBS: dict[str, dict] = {
     "patterns-weekly": {"task": "pipeline.start", "cron": "30 4 * * 1", "args": ["patterns", {}]},
     "levels-weekly": {"task": "pipeline.start", "cron": "40 4 * * 1", "args": ["levels", {}]},
     "prune-daily": {"task": "pipeline.prune", "cron": "50 3 * * *", "args": []},
+    "prune-ledger-daily": {"task": "ingest.prune_ledger", "cron": "55 3 * * *", "args": []},
 }
 
 

@@ -7,7 +7,7 @@ import logging
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.pipeline.stages import run_stage
+from services.core.pipeline.chain import register_stage
 from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant
 from services.signals.generation import refresh_signals
@@ -28,8 +28,4 @@ def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> d
     return {"symbol": symbol, "timeframe": timeframe, **result}
 
 
-@app.task(name="signals.stage.signals")
-def signals_stage(carry: dict) -> dict:
-    """Pipeline stage: signals for the carried instrument."""
-    return run_stage(carry, "signals", lambda symbol, timeframe, params: generate_signals(
-        symbol, timeframe, since=params.get("since")))
+signals_stage = register_stage("signals", generate_signals)

@@ -8,31 +8,20 @@ from dataclasses import dataclass
 
 import redis
 from celery import Celery
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from services.core import keys
 from services.core.config import SYMBOL_RE, timeframe_seconds
+from services.core.pipeline.records import read_run, read_stage_progress
+from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
 from services.core.timeparse import parse_instant_ms
 
-__all__ = ["KINDS", "KIND_STAGES", "RunRequest", "InvalidRunRequest", "validate_request", "claim_run", "request_of", "submit_run", "run_status",
-           "release_run", "RUN_STATES"]
+__all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "RunRequest", "InvalidRunRequest", "validate_request", "claim_run",
+           "submit_run", "request_of", "release_run", "run_status"]
 
-# What each kind runs per instrument, in order; each stage is one task on its worker's queue.
-KIND_STAGES: dict[str, tuple[str, ...]] = {
-    "all": ("ohlc", "indicators", "signals"),
-    "ohlc": ("ohlc",),
-    "indicators": ("indicators",),
-    "ema": ("ema",),
-    "regime": ("regime",),
-    "patterns": ("patterns",),
-    "levels": ("levels",),
-    "signals": ("signals",),
-    "backfill": ("backfill",),
-}
-KINDS = tuple(KIND_STAGES)
 RUN_STATES = ("PENDING", "STARTED", "SUCCESS", "PARTIAL", "FAILURE")
-# A run still "running" after this long is presumed lost (worker crash + result expiry).
-_LOCK_TTL_S = 6 * 3600
-_RECORD_TTL_S = 7 * 86400
+# Scope fields a kind may require, in the order they are asked for, with an example of each.
+_EXAMPLES = {"symbol": "BASE/QUOTE", "since": "<ISO date>"}
 
 
 class InvalidRunRequest(ValueError):
@@ -58,7 +47,7 @@ class RunRequest:
                                   ("since", self.since), ("until", self.until)) if v is not None}
 
     def dedup_key(self) -> str:
-        return f"candleflow:run-lock:{self.kind}:{json.dumps(self.scope(), sort_keys=True)}"
+        return keys.run_lock(self.kind, self.scope())
 
 
 def validate_request(kind: str | None, symbol: str | None = None, timeframe: str | None = None,
@@ -79,20 +68,27 @@ def validate_request(kind: str | None, symbol: str | None = None, timeframe: str
                 parse_instant_ms(value)
             except ValueError as exc:
                 raise InvalidRunRequest(name, str(exc)) from None
-    if kind == "backfill":
-        if symbol is None:
-            raise InvalidRunRequest("symbol", "a backfill needs symbol=BASE/QUOTE")
-        if since is None:
-            raise InvalidRunRequest("since", "a backfill needs since=<ISO date>")
-        if until is not None and parse_instant_ms(until) <= parse_instant_ms(since):
-            raise InvalidRunRequest("until", "until must be after since")
+    given = {name for name, value in (("symbol", symbol), ("timeframe", timeframe), ("since", since),
+                                      ("until", until)) if value is not None}
+    stages = [STAGES[name] for name in KIND_STAGES[kind]]
+    accepted = frozenset().union(*(stage.accepts for stage in stages))
+    for name in ("since", "until"):  # no parameter is accepted and then ignored
+        if name in given and name not in accepted:
+            takes = f"it takes {' and '.join(sorted(accepted))}" if accepted else "it takes no range"
+            raise InvalidRunRequest(name, f"a {kind!r} run does not use {name}; {takes}")
+    required = frozenset().union(*(stage.requires for stage in stages))
+    missing = [name for name in _EXAMPLES if name in required and name not in given]
+    if missing:
+        raise InvalidRunRequest(missing[0], f"a {kind} run needs {missing[0]}={_EXAMPLES[missing[0]]}")
+    if since is not None and until is not None and parse_instant_ms(until) <= parse_instant_ms(since):
+        raise InvalidRunRequest("until", "until must be after since")
     return RunRequest(kind, symbol, timeframe, since, until)
 
 
 def claim_run(client: redis.Redis, request: RunRequest, run_id: str) -> str | None:
     """Take the lock for this kind and scope; returns the id of the run already holding it, if any."""
     key = request.dedup_key()
-    while not client.set(key, run_id, nx=True, ex=_LOCK_TTL_S):
+    while not client.set(key, run_id, nx=True, ex=keys.RUN_LOCK_TTL_S):
         holder = client.get(key)
         if holder is not None:  # else it expired between our SET and GET: try again
             return None if holder.decode() == run_id else holder.decode()
@@ -105,8 +101,8 @@ def submit_run(celery: Celery, client: redis.Redis, request: RunRequest) -> tupl
     running = claim_run(client, request, run_id)
     if running is not None:
         return running, False
-    record = f"candleflow:run:{run_id}"
-    client.set(record, json.dumps({"kind": request.kind, "scope": request.scope()}), ex=_RECORD_TTL_S)
+    record = keys.run_record(run_id)
+    client.set(record, json.dumps({"kind": request.kind, "scope": request.scope()}), ex=keys.RUN_RECORD_TTL_S)
     try:
         celery.send_task("pipeline.start", args=[request.kind, request.scope()], task_id=run_id)
     except Exception:
@@ -132,11 +128,9 @@ def release_run(client: redis.Redis, kind: str, scope: dict, run_id: str) -> Non
 def run_status(engine: Engine, client: redis.Redis, run_id: str) -> dict | None:
     """The run's state and per-stage results; None when no such run was ever submitted."""
     with engine.connect() as conn:
-        row = conn.execute(text(
-            "SELECT id, kind, scope, state, stages, errors, created_at, started_at, finished_at "
-            "FROM pipeline_runs WHERE id = :id"), {"id": run_id}).mappings().first()
+        row = read_run(conn, run_id)
     if row is None:
-        queued = client.get(f"candleflow:run:{run_id}")
+        queued = client.get(keys.run_record(run_id))
         if queued is None:
             return None
         record = json.loads(queued)
@@ -145,12 +139,9 @@ def run_status(engine: Engine, client: redis.Redis, run_id: str) -> dict | None:
     state = row["state"]
     errors = row["errors"] or []
     stages = row["stages"] or {}
-    if not stages:  # still running: progress rows, in the order the stages finished
+    if not stages:  # still running: the progress rows so far
         with engine.connect() as conn:
-            for instrument, result in conn.execute(text(
-                    "SELECT instrument, result FROM pipeline_stage_results WHERE run_id = :id "
-                    "ORDER BY recorded_at"), {"id": run_id}):
-                stages.setdefault(instrument, []).append(result)
+            stages = read_stage_progress(conn, run_id)
     return {
         "task_id": run_id, "task_type": row["kind"], "scope": row["scope"], "status": state,
         "ready": state in ("SUCCESS", "PARTIAL", "FAILURE"), "successful": state == "SUCCESS",

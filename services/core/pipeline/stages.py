@@ -1,74 +1,68 @@
-"""Pipeline stages: the carry passed along a chain, and recording each stage's outcome."""
+"""The one table of pipeline stages, and the run kinds built from it.
+
+Adding a stage is one `Stage` entry here, one pure function in its worker package
+registered with `register_stage`, and its test.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlalchemy import text
+import redis
+from sqlalchemy.exc import OperationalError
 
-from services.core.db import get_engine
+from services.core.exceptions import RetryableSourceError
 
-__all__ = ["STAGE_TASKS", "new_carry", "run_stage", "instrument_label"]
+__all__ = ["TRANSIENT_ERRORS", "RETRY_POLICY", "Stage", "STAGES", "KIND_STAGES", "KINDS", "stage_params"]
 
-log = logging.getLogger(__name__)
+# A Postgres restart or a Redis blip: worth a Celery retry, never a permanent failure.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# How Celery retries them: exponential backoff with full jitter, capped.
+RETRY_POLICY = {"retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True, "max_retries": 10}
 
-# Stage name → the task (by name) that runs it on its own worker's queue.
-STAGE_TASKS = {
-    "ohlc": "ingest.stage.ohlc",
-    "backfill": "ingest.stage.backfill",
-    "indicators": "indicators.stage.indicators",
-    "ema": "indicators.stage.ema",
-    "regime": "indicators.stage.regime",
-    "patterns": "indicators.stage.patterns",
-    "levels": "indicators.stage.levels",
-    "signals": "signals.stage.signals",
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of an instrument's chain, as data."""
+
+    name: str
+    queue: str  # the worker that runs it
+    watermark: str | None  # its row in stage_watermarks (how far it has processed a series), if any
+    accepts: frozenset[str] = frozenset()  # run parameters handed to its work; the others are refused
+    requires: frozenset[str] = frozenset()  # scope fields a run of it must name (symbol, since, …)
+    waits_for: str | None = None  # the stage whose processed bars it may read
+    retry_for: tuple[type[BaseException], ...] = TRANSIENT_ERRORS  # errors Celery retries
+
+    @property
+    def task(self) -> str:
+        """The Celery task name; its prefix routes it to the stage's queue."""
+        return f"{self.queue}.stage.{self.name}"
+
+
+_SINCE = frozenset({"since"})
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (
+    # The whole exchange unreachable is retried by Celery; failed windows are ledgered for repair.
+    Stage("ohlc", "ingest", None, retry_for=(*TRANSIENT_ERRORS, RetryableSourceError)),
+    Stage("backfill", "ingest", None, accepts=frozenset({"since", "until"}), requires=frozenset({"symbol", "since"}),
+          retry_for=(*TRANSIENT_ERRORS, RetryableSourceError)),
+    Stage("indicators", "indicators", "indicators", accepts=_SINCE),
+    Stage("ema", "indicators", "ema_channel", accepts=_SINCE),
+    Stage("regime", "indicators", "regime", accepts=_SINCE),
+    Stage("patterns", "indicators", "patterns", accepts=_SINCE),
+    Stage("levels", "indicators", None),
+    # Signals read only bars the indicators stage has fully computed.
+    Stage("signals", "signals", "signals", accepts=_SINCE, waits_for="indicators"),
+)}
+
+# What each run kind runs per instrument, in order: stage names from the table.
+KIND_STAGES: dict[str, tuple[str, ...]] = {
+    "all": ("ohlc", "indicators", "signals"),
+    **{name: (name,) for name in STAGES},
 }
+KINDS = tuple(KIND_STAGES)
 
 
-def instrument_label(symbol: str, timeframe: str) -> str:
-    return f"{symbol} {timeframe}"
-
-
-def new_carry(run_id: str, symbol: str, timeframe: str, params: dict) -> dict:
-    """What travels down one instrument's chain: who it is, and what happened so far."""
-    return {"run_id": run_id, "symbol": symbol, "timeframe": timeframe, "params": params,
-            "stages": [], "failed": None}
-
-
-def _record(run_id: str, label: str, entry: dict) -> None:
-    # One row per stage as it finishes, so a status poll shows progress; rows, not one
-    # shared JSON document, so a thousand instruments never queue on one row lock.
-    with get_engine().begin() as conn:
-        conn.execute(text("""
-            INSERT INTO pipeline_stage_results (run_id, instrument, stage, result)
-            VALUES (:id, :label, :stage, CAST(:entry AS jsonb))
-            ON CONFLICT (run_id, instrument, stage) DO UPDATE SET result = EXCLUDED.result, recorded_at = now()"""),
-            {"id": run_id, "label": label, "stage": entry["stage"], "entry": json.dumps(entry)})
-
-
-def run_stage(carry: dict, stage: str, work: Callable[[str, str, dict], dict]) -> dict:
-    """Run `work(symbol, timeframe, params)` unless an earlier stage failed; never raises.
-
-    A failure is caught and carried to the end of the chain, so one instrument's
-    failure is reported by name while the other instruments' chains complete.
-    """
-    label = instrument_label(carry["symbol"], carry["timeframe"])
-    if carry["failed"]:
-        entry = {"stage": stage, "status": "skipped", "reason": f"{carry['failed']['stage']} failed"}
-    else:
-        started = time.monotonic()
-        try:
-            result = work(carry["symbol"], carry["timeframe"], carry["params"])
-            entry = {"stage": stage, "status": "ok", "seconds": round(time.monotonic() - started, 3), **result}
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:1000]
-            log.error("run %s: %s %s failed: %s", carry["run_id"], label, stage, error)
-            entry = {"stage": stage, "status": "failed", "seconds": round(time.monotonic() - started, 3),
-                     "error": error}
-            carry["failed"] = {"stage": stage, "error": error}
-    carry["stages"].append(entry)
-    _record(carry["run_id"], label, entry)
-    return carry
+def stage_params(stage: Stage, params: dict) -> dict:
+    """The run parameters this stage takes, from those the run was given."""
+    return {name: value for name, value in params.items() if name in stage.accepts}

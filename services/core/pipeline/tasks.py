@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import redis
 from celery import chain, chord
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
+from services.core import keys
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.pipeline.runs import KIND_STAGES, claim_run, release_run, request_of
-from services.core.pipeline.stages import STAGE_TASKS, instrument_label, new_carry
+from services.core.pipeline import records
+from services.core.pipeline.chain import instrument_label, new_carry
+from services.core.pipeline.runs import claim_run, release_run, request_of
+from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
 
 __all__ = ["start_run", "finish_run", "abort_run", "prune_history", "ping", "plan_instruments", "summarise"]
 
@@ -29,15 +29,13 @@ def plan_instruments(scope: dict, symbols: list[str], timeframes: list[str]) -> 
 
 
 def _instrument_chain(run_id: str, kind: str, symbol: str, timeframe: str, params: dict):
-    stages = [app.signature(STAGE_TASKS[stage]) for stage in KIND_STAGES[kind]]
+    stages = [app.signature(STAGES[name].task) for name in KIND_STAGES[kind]]
     stages[0] = stages[0].clone(args=(new_carry(run_id, symbol, timeframe, params),))
     return chain(*stages)
 
 
 # A Postgres restart or a Redis blip is retried; the tasks below are safe to run again.
-_TRANSIENT = {"autoretry_for": (OperationalError, redis.exceptions.ConnectionError), "retry_backoff": 2,
-              "retry_backoff_max": 120, "retry_jitter": True, "max_retries": 10}
-_RUN_STALE_AFTER_H = 6  # as long as the de-duplication lock lives
+_TRANSIENT = {"autoretry_for": TRANSIENT_ERRORS, **RETRY_POLICY}
 
 
 @app.task(name="pipeline.start", bind=True, **_TRANSIENT)
@@ -62,16 +60,13 @@ def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict) -> dict:
     settings = get_settings()
     instruments = plan_instruments(scope, settings.symbols, settings.timeframes)
     with get_engine().begin() as conn:
-        conn.execute(text("""
-            INSERT INTO pipeline_runs (id, kind, scope, state, started_at)
-            VALUES (:id, :kind, CAST(:scope AS jsonb), 'STARTED', now())
-            ON CONFLICT (id) DO NOTHING"""), {"id": run_id, "kind": kind, "scope": json.dumps(scope)})
+        records.insert_run(conn, run_id, kind, scope)
     params = {k: scope[k] for k in ("since", "until") if k in scope}
     chains = [_instrument_chain(run_id, kind, symbol, timeframe, params) for symbol, timeframe in instruments]
     finish = app.signature("pipeline.finish", args=(run_id, kind, scope))
     finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope}))
     # A redelivered start (worker lost after dispatching) must not fan out a second time.
-    if not client.set(f"candleflow:run-dispatched:{run_id}", 1, nx=True, ex=_RUN_STALE_AFTER_H * 3600):
+    if not client.set(keys.run_dispatched(run_id), 1, nx=True, ex=keys.RUN_LOCK_TTL_S):
         log.warning("run %s already dispatched; redelivery ignored", run_id)
         return {"run_id": run_id, "redelivered": True}
     chord(chains)(finish)
@@ -94,13 +89,7 @@ def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict
     state, errors = summarise(carries)
     stages = {instrument_label(c["symbol"], c["timeframe"]): c["stages"] for c in carries}
     with get_engine().begin() as conn:
-        conn.execute(text("""
-            UPDATE pipeline_runs SET state = :state, stages = CAST(:stages AS jsonb),
-                   errors = CAST(:errors AS jsonb), finished_at = now()
-             WHERE id = :id"""), {"id": run_id, "state": state, "stages": json.dumps(stages),
-                                  "errors": json.dumps(errors)})
-        # The per-stage progress rows have served their purpose once the summary is written.
-        conn.execute(text("DELETE FROM pipeline_stage_results WHERE run_id = :id"), {"id": run_id})
+        records.finish_run_row(conn, run_id, state, stages, errors)
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
     log.info("run %s finished %s (%d failed instrument(s))", run_id, state, len(errors))
     return {"state": state, "errors": errors}
@@ -111,42 +100,29 @@ def abort_run(*_errback_args, run_id: str, kind: str, scope: dict) -> None:
     """Errback when a chain died outside a stage (hard time limit, lost database): FAILURE, not stuck."""
     errors = [{"instrument": "*", "stage": "pipeline", "error": "a stage task crashed; see the worker logs"}]
     with get_engine().begin() as conn:
-        conn.execute(text("""
-            UPDATE pipeline_runs SET state = 'FAILURE', errors = CAST(:errors AS jsonb), finished_at = now()
-             WHERE id = :id AND finished_at IS NULL"""), {"id": run_id, "errors": json.dumps(errors)})
+        records.fail_run_row(conn, run_id, errors)
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
 
 
 @app.task(name="pipeline.prune", **_TRANSIENT)
 def prune_history() -> dict:
-    """Fail runs lost in flight, then delete old finished runs and successful ledger rows."""
+    """Fail runs lost in flight, then delete finished runs older than RUNS_RETENTION_DAYS."""
     settings = get_settings()
     days = settings.runs_retention_days
     lost = _fail_lost_runs(redis.Redis.from_url(settings.redis_url))
     with get_engine().begin() as conn:
-        runs = conn.execute(text(
-            "DELETE FROM pipeline_runs WHERE finished_at < now() - make_interval(days => :d)"), {"d": days}).rowcount
-        # Failed and gappy windows stay: they are the repair task's to-do list.
-        windows = conn.execute(text(
-            "DELETE FROM fetch_ledger WHERE status IN ('ok', 'empty') AND fetched_at < now() - make_interval(days => :d)"
-        ), {"d": days}).rowcount
-    log.info("pruned %d run(s) and %d ledger row(s) older than %d days; %d lost run(s) failed",
-             runs, windows, days, len(lost))
-    return {"runs": runs, "ledger_rows": windows, "lost_runs": lost}
+        runs = records.delete_runs_before(conn, days)
+    log.info("pruned %d run(s) older than %d days; %d lost run(s) failed", runs, days, len(lost))
+    return {"runs": runs, "lost_runs": lost}
 
 
 def _fail_lost_runs(client: redis.Redis) -> list[str]:
     """Runs unfinished after the lock's lifetime (purged queue, messages lost): FAILURE, lock freed."""
+    # A run older than its lock is presumed lost.
+    error = {"instrument": "*", "stage": "pipeline",
+             "error": f"lost: not finished within {keys.RUN_LOCK_TTL_S / 3600:g} h"}
     with get_engine().begin() as conn:
-        rows = conn.execute(text("""
-            UPDATE pipeline_runs
-               SET state = 'FAILURE', finished_at = now(),
-                   errors = errors || CAST(:error AS jsonb)
-             WHERE finished_at IS NULL AND started_at < now() - make_interval(hours => :h)
-         RETURNING id, kind, scope"""),
-            {"h": _RUN_STALE_AFTER_H, "error": json.dumps([{"instrument": "*", "stage": "pipeline",
-                                                           "error": "lost: not finished within "
-                                                                    f"{_RUN_STALE_AFTER_H} h"}])}).all()
+        rows = records.fail_lost_runs(conn, keys.RUN_LOCK_TTL_S, error)
     for run_id, kind, scope in rows:
         release_run(client, kind, scope, run_id)
     return [row[0] for row in rows]

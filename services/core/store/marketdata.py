@@ -55,7 +55,8 @@ def load_candles(conn: Connection, instrument_id: int, timeframe: str,
     return _typed(frame, {name: "float64" for name in _OHLCV} | {"is_closed": "bool"})
 
 
-def load_indicators(conn: Connection, instrument_id: int, timeframe: str, since: datetime | None = None) -> pd.DataFrame:
+def load_indicators(conn: Connection, instrument_id: int, timeframe: str,
+                    since: datetime | None = None) -> pd.DataFrame:
     """Stored indicator rows from `since` on: the indicator columns, regime and is_closed."""
     sql = f"""SELECT {_TS_MS}, {', '.join(INDICATOR_COLUMNS)}, regime, is_closed FROM indicator_values
                WHERE instrument_id = :i AND timeframe = :tf {'' if since is None else 'AND ts >= :since'}
