@@ -105,7 +105,7 @@ def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timefr
         written = store.upsert_candles(conn, instrument_id, tf.name,
                                        ((*bar, is_closed(bar[0], tf, now_ms)) for bar in batch.good))
         if written:
-            rewind_watermarks(conn, instrument_id, tf.name, batch.good[0][0], tf.ms)
+            rewind_watermarks(conn, instrument_id, tf, batch.good[0][0])
         store.store_rejections(conn, instrument_id, tf.name, batch.rejected)
         store.record_window(conn, instrument_id, tf.name, result)
     if batch.rejected:

@@ -11,9 +11,10 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from services.core import keys
-from services.core.config import SYMBOL_RE, timeframe_seconds
+from services.core.config import SYMBOL_RE
 from services.core.pipeline.records import read_run, read_stage_progress
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
+from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant_ms
 
 __all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "RunRequest", "InvalidRunRequest", "validate_request", "claim_run",
@@ -59,7 +60,7 @@ def validate_request(kind: str | None, symbol: str | None = None, timeframe: str
         raise InvalidRunRequest("symbol", f"malformed symbol {symbol!r}: expected BASE/QUOTE, e.g. BTC/USD")
     if timeframe is not None:
         try:
-            timeframe_seconds(timeframe)
+            Timeframe.parse(timeframe)
         except ValueError as exc:
             raise InvalidRunRequest("timeframe", str(exc)) from None
     for name, value in (("since", since), ("until", until)):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, text
+
+from services.core.timeframe import Timeframe
+from services.core.timeparse import ms_to_datetime
 
 __all__ = ["read_watermark", "write_watermark", "rewind_watermarks"]
 
@@ -29,8 +32,7 @@ def write_watermark(conn: Connection, instrument_id: int, timeframe: str, stage:
     )
 
 
-def rewind_watermarks(conn: Connection, instrument_id: int, timeframe: str, first_ts_ms: int,
-                     timeframe_ms: int) -> int:
+def rewind_watermarks(conn: Connection, instrument_id: int, timeframe: Timeframe, first_ts_ms: int) -> int:
     """Move every stage back to just before `first_ts_ms` when candles landed behind it.
 
     A backfill or repair can add bars older than what indicators and signals already
@@ -39,9 +41,5 @@ def rewind_watermarks(conn: Connection, instrument_id: int, timeframe: str, firs
     return conn.execute(text("""
         UPDATE stage_watermarks SET last_ts = :before, updated_at = now()
          WHERE instrument_id = :i AND timeframe = :tf AND last_ts >= :first"""),
-        {"i": instrument_id, "tf": timeframe, "first": _utc(first_ts_ms),
-         "before": _utc(first_ts_ms - timeframe_ms)}).rowcount
-
-
-def _utc(ts_ms: int) -> datetime:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+        {"i": instrument_id, "tf": timeframe.name, "first": ms_to_datetime(first_ts_ms),
+         "before": ms_to_datetime(first_ts_ms - timeframe.ms)}).rowcount
