@@ -58,6 +58,26 @@ class Settings(BaseSettings):
     schedule_overrides: dict = Field(default_factory=dict, description="JSON: job name → fields or null")
     beat_lock_timeout_s: int = Field(60, ge=15)
     runs_retention_days: int = Field(30, gt=0)
+    # The exporter: where it listens and how hard it may lean on Redis, Postgres and the workers.
+    exporter_port: int = Field(9808, gt=0, lt=65536)
+    exporter_bind: str = "0.0.0.0"
+    # Workers are asked for their queues in the background, never during a scrape:
+    # a broadcast always waits out its timeout, which would blow the scrape budget.
+    exporter_inspect_interval_s: float = Field(10.0, gt=0)
+    exporter_inspect_timeout_s: float = Field(1.0, gt=0)
+    # Postgres-backed figures (runs, freshness, rejects, signals) change hourly: they are read
+    # in the background this often and served from memory, keeping scrapes cheap. 0 reads
+    # them during every scrape instead.
+    exporter_db_refresh_s: float = Field(15.0, ge=0)
+    # A Postgres query slower than this is cancelled and counted as a scrape error.
+    exporter_query_timeout_ms: int = Field(2000, gt=0)
+    # In-flight payloads are parsed to attribute them to queues only up to this many;
+    # beyond it (a flood of ETA tasks) only the total is reported, to keep scrapes cheap.
+    exporter_unacked_parse_limit: int = Field(1000, ge=0)
+    # Task ids remembered from task-sent events, for queue-wait times and message ages.
+    exporter_tracked_tasks: int = Field(100_000, gt=0)
+    # Must match services/scheduler/beat.py's redbeat_key_prefix, which no variable changes.
+    exporter_redbeat_key_prefix: str = "candleflow:redbeat"
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

@@ -18,7 +18,8 @@ PREFIX = "candleflow:redbeat"
 def schedule_entry(client: FakeRedis, name: str, due: float, last_run: datetime | None) -> None:
     key = f"{PREFIX}{name}"  # RedBeat joins prefix and name without a separator
     client.zadd(f"{PREFIX}:schedule", {key: due})
-    client.hset(key, "meta", json.dumps({"last_run_at": last_run, "total_run_count": 3}, cls=RedBeatJSONEncoder).encode())
+    meta = json.dumps({"last_run_at": last_run, "total_run_count": 3}, cls=RedBeatJSONEncoder)
+    client.hset(key, "meta", meta.encode())
 
 
 def registry_for(client: FakeRedis, health: ScrapeHealth | None = None) -> CollectorRegistry:
@@ -42,7 +43,8 @@ def test_each_entry_reports_when_it_is_due_and_when_it_last_ran():
 def test_an_entry_that_will_never_run_again_has_no_due_time():
     client = FakeRedis()
     schedule_entry(client, "one-off", due=-1, last_run=None)
-    assert registry_for(client).get_sample_value("candleflow_beat_next_run_timestamp_seconds", {"entry": "one-off"}) is None
+    registry = registry_for(client)
+    assert registry.get_sample_value("candleflow_beat_next_run_timestamp_seconds", {"entry": "one-off"}) is None
 
 
 def test_no_beat_ever_means_empty_families_not_an_error():
@@ -50,3 +52,10 @@ def test_no_beat_ever_means_empty_families_not_an_error():
     names = {metric.name for metric in registry_for(FakeRedis(), health).collect()}
     assert names == {"candleflow_beat_next_run_timestamp_seconds", "candleflow_beat_last_run_timestamp_seconds"}
     assert health.snapshot()[0] == {}
+
+
+def test_the_exporter_reads_the_schedule_under_the_prefix_the_beat_writes_it():
+    from services.core.config import load_settings
+    from services.scheduler.beat import app as beat_app
+
+    assert load_settings().exporter_redbeat_key_prefix == beat_app.conf.redbeat_key_prefix == PREFIX
