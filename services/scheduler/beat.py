@@ -6,6 +6,7 @@ no `-S` flag is needed).
 
 from __future__ import annotations
 
+from services.core import keys
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.scheduler.schedule import build_schedule
@@ -17,7 +18,8 @@ app.conf.update(
     beat_schedule=build_schedule(_settings.schedule_overrides),
     beat_scheduler="redbeat.RedBeatScheduler",
     redbeat_redis_url=_settings.redis_url,
-    redbeat_key_prefix="candleflow:redbeat",
+    redbeat_key_prefix=keys.REDBEAT_PREFIX,
+    redbeat_lock_key=keys.REDBEAT_LOCK,
     # One active beat: a second container waits for this lock, and takes over
     # within the timeout if the first dies.
     redbeat_lock_timeout=_settings.beat_lock_timeout_s,
