@@ -33,7 +33,7 @@ def read_schedule(client: redis.Redis, key_prefix: str) -> dict[str, tuple[float
         pipe.hget(key, "meta")
     metas = pipe.execute()
     schedule = {}
-    for (key, due), meta in zip(entries, metas):
+    for (key, due), meta in zip(entries, metas, strict=True):  # one hget per entry, in order
         entry = (key.decode() if isinstance(key, bytes) else key)[len(key_prefix):].lstrip(":")
         schedule[entry] = (due, _last_run(meta))
     return schedule

@@ -57,7 +57,8 @@ class _Histogram:
 
     def cumulative(self) -> list[tuple[str, int]]:
         running, out = 0, []
-        for bound, count in zip((*self.bounds, float("inf")), self.counts):
+        # Not strict: counts stay empty until the first observation, and then nothing is cumulated.
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=False):
             running += count
             out.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
         return out

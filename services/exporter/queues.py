@@ -47,7 +47,7 @@ def _earliest(*times: float | None) -> float | None:
 
 
 class QueueProbe:
-    """Reads every queue in one pipelined round trip: O(queues × priority steps), never O(messages)."""
+    """Reads every queue in one pipelined round trip: O(queues * priority steps), never O(messages)."""
 
     def __init__(self, client: redis.Redis, queues: Iterable[str], *,
                  priority_steps: Iterable[int] = PRIORITY_STEPS, key_prefix: str = "",

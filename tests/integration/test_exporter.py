@@ -130,8 +130,8 @@ def _pipeline_rows(engine) -> None:
             (1, 'binance', 'BTC/USD', ARRAY['1h']), (2, 'binance', 'ETH/USD', ARRAY['1h', '4h'])"""))
         conn.execute(text("""INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume,
             is_closed) VALUES (:i, '1h', :ts, 1, 1, 1, 1, 1, :closed)"""), candles)
-        conn.execute(text("INSERT INTO pipeline_runs (id, kind, state, finished_at) VALUES (:id, :kind, :state, :finished)"),
-                     runs)
+        conn.execute(text("""INSERT INTO pipeline_runs (id, kind, state, finished_at)
+            VALUES (:id, :kind, :state, :finished)"""), runs)
         conn.execute(text("""INSERT INTO rejected_candles (instrument_id, timeframe, raw_ts, raw, reason)
             VALUES (1, '1h', :ts, '[]', :reason)"""), rejects)
         conn.execute(text("""INSERT INTO fetch_ledger (instrument_id, timeframe, window_start, window_end, status)
@@ -229,8 +229,10 @@ def stack(broker, database_url, engine):
     processes = {}
 
     def start(name: str, argv: list[str]) -> subprocess.Popen:
-        processes[name] = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=open(logs / f"{name}.log", "w"),
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+        # The child keeps its own copy of the log's descriptor; ours is closed once it started.
+        with open(logs / f"{name}.log", "w") as log_file:
+            processes[name] = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                               start_new_session=True)
         return processes[name]
 
     def start_worker() -> subprocess.Popen:

@@ -63,8 +63,10 @@ def test_retried_rejected_and_revoked_tasks_are_counted():
     )
     assert registry.get_sample_value("candleflow_tasks_retried_total", {
         "task": "ingest.stage.ohlc", "queue": "ingest", "exception": "NetworkError"}) == 1
-    assert registry.get_sample_value("candleflow_tasks_rejected_total", {"task": "ingest.stage.ohlc", "queue": "ingest"}) == 1
-    assert registry.get_sample_value("candleflow_tasks_revoked_total", {"task": "signals.stage.signals", "queue": "signals"}) == 1
+    ingest = {"task": "ingest.stage.ohlc", "queue": "ingest"}
+    signals = {"task": "signals.stage.signals", "queue": "signals"}
+    assert registry.get_sample_value("candleflow_tasks_rejected_total", ingest) == 1
+    assert registry.get_sample_value("candleflow_tasks_revoked_total", signals) == 1
 
 
 def test_runtime_and_queue_wait_land_in_histogram_buckets():
@@ -89,14 +91,16 @@ def test_a_task_first_seen_by_id_alone_falls_back_to_the_routing_table():
     _, registry = recorded({"type": "task-received", "uuid": "t", "name": "signals.stage.signals", "timestamp": 1.0},
                            {"type": "task-succeeded", "uuid": "t", "runtime": 0.1, "timestamp": 2.0},
                            {"type": "task-succeeded", "uuid": "orphan", "runtime": 0.1, "timestamp": 2.0})
-    assert registry.get_sample_value("candleflow_tasks_succeeded_total", {"task": "signals.stage.signals", "queue": "signals"}) == 1
+    signals = {"task": "signals.stage.signals", "queue": "signals"}
+    assert registry.get_sample_value("candleflow_tasks_succeeded_total", signals) == 1
     assert registry.get_sample_value("candleflow_tasks_succeeded_total", {"task": "unknown", "queue": "unknown"}) == 1
 
 
 def test_the_last_send_of_each_task_is_kept_for_the_beat_alert():
     _, registry = recorded(*lifecycle("a", name="pipeline.start", sent=3600.0),
                            *lifecycle("b", name="pipeline.start", sent=7200.0))
-    assert registry.get_sample_value("candleflow_task_last_sent_timestamp_seconds", {"task": "pipeline.start"}) == 7200.0
+    last_sent = registry.get_sample_value("candleflow_task_last_sent_timestamp_seconds", {"task": "pipeline.start"})
+    assert last_sent == 7200.0
 
 
 def test_send_times_are_remembered_until_the_task_finishes_and_the_memory_is_bounded():
@@ -112,5 +116,6 @@ def test_send_times_are_remembered_until_the_task_finishes_and_the_memory_is_bou
 def test_every_family_is_present_before_any_event_so_dashboards_and_alerts_see_zeros():
     _, registry = recorded()
     names = {metric.name for metric in registry.collect()}
-    assert {"candleflow_tasks_failed", "candleflow_task_runtime_seconds", "candleflow_exporter_event_stream_up"} <= names
+    assert {"candleflow_tasks_failed", "candleflow_task_runtime_seconds",
+            "candleflow_exporter_event_stream_up"} <= names
     assert registry.get_sample_value("candleflow_exporter_event_stream_up") == 1

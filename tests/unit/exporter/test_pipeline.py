@@ -33,7 +33,8 @@ def test_data_age_counts_from_the_close_of_the_newest_closed_candle():
     # No candles yet, or a timeframe nobody understands: no age rather than a made-up one.
     assert registry.get_sample_value("candleflow_data_age_seconds", {**BTC, "timeframe": "1d"}) is None
     assert registry.get_sample_value("candleflow_data_age_seconds", {**BTC, "timeframe": "bogus"}) is None
-    assert registry.get_sample_value("candleflow_signal_last_timestamp_seconds", {**BTC, "timeframe": "1h"}) == NOW - 7200
+    last_signal = registry.get_sample_value("candleflow_signal_last_timestamp_seconds", {**BTC, "timeframe": "1h"})
+    assert last_signal == NOW - 7200
 
 
 def test_each_timeframe_in_use_reports_its_length_so_alerts_can_count_bars():
@@ -65,7 +66,8 @@ def test_runs_by_state_and_last_success_per_kind():
 
 def test_one_failing_query_costs_only_its_own_metrics():
     registry = registry_for({
-        "FROM rejected_candles": OperationalError("SELECT", {}, Exception("canceling statement due to statement timeout")),
+        "FROM rejected_candles": OperationalError("SELECT", {},
+                                                  Exception("canceling statement due to statement timeout")),
         "FROM signals\n         WHERE ts": [{"strategy": "ema_cross", "side": "buy", "value": 4}],
     })
     scrape = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in registry.collect() for s in m.samples}

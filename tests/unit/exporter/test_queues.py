@@ -88,7 +88,8 @@ def test_without_a_header_the_age_comes_from_the_seen_task_sent_event():
 def test_in_flight_messages_are_attributed_to_their_queue_by_routing_key():
     client = FakeRedis()
     for tag, queue, delivered in (("a", "signals", NOW - 10), ("b", "signals", NOW - 300), ("c", "ingest", NOW - 1)):
-        client.hset("unacked", tag, json.dumps([json.loads(celery_message(tag, routing_key=queue)), "", queue]).encode())
+        payload = [json.loads(celery_message(tag, routing_key=queue)), "", queue]
+        client.hset("unacked", tag, json.dumps(payload).encode())
         client.zadd("unacked_index", {tag: delivered})
     registry = registry_for(client)
     assert sample(registry, "candleflow_queue_in_flight", "signals") == 2

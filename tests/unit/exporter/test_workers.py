@@ -40,7 +40,8 @@ def test_consumers_are_counted_per_queue_and_a_queue_nobody_consumes_shows_zero(
     directory.record_poll(queues_from_replies(REPLIES))
     registry = registry_for(directory)
     assert registry.get_sample_value("candleflow_workers_online") == 3
-    assert (consumers(registry, "ingest"), consumers(registry, "indicators"), consumers(registry, "signals")) == (2, 1, 0)
+    per_queue = (consumers(registry, "ingest"), consumers(registry, "indicators"), consumers(registry, "signals"))
+    assert per_queue == (2, 1, 0)
     assert registry.get_sample_value("candleflow_worker_up", {"worker": "ingest@b"}) == 1
 
 
