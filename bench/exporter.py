@@ -27,7 +27,8 @@ def _fill_postgres(url: str, instruments: int, bars: int) -> None:
             SELECT n, 'binance', 'SYM' || n || '/USD', ARRAY['1h', '4h'] FROM generate_series(1, :n) n"""),
                      {"n": instruments})
         # Bars of two timeframes per instrument; the newest 1h bar is the open one.
-        conn.execute(text("""INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume, is_closed)
+        conn.execute(text("""INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume,
+                                              is_closed)
             SELECT i, tf, date_trunc('hour', now()) - (b * step), 1, 1, 1, 1, 1, b > 0
               FROM generate_series(1, :n) i, generate_series(0, :bars - 1) b,
                    (VALUES ('1h', interval '1 hour'), ('4h', interval '4 hours')) AS t(tf, step)"""),

@@ -67,7 +67,7 @@ def timings(runs: int, *measured: Callable[[], object]) -> list[list[float]]:
     """Seconds per run for each callable, interleaved so background load hits all alike."""
     seconds: list[list[float]] = [[] for _ in measured]
     for _ in range(runs):
-        for samples, function in zip(seconds, measured):
+        for samples, function in zip(seconds, measured, strict=True):
             started = time.perf_counter()
             function()
             samples.append(time.perf_counter() - started)

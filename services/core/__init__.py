@@ -1,1 +1,1 @@
-"""Shared foundation (settings, Celery app, database, models, logging, errors, Redis keys), the store and the pipeline."""
+"""The shared foundation (settings, Celery app, database, models, Redis keys), the store, and the pipeline."""

@@ -57,7 +57,7 @@ class SimClock:
             return self._set_to_ms
 
     def advance(self, seconds: float) -> int:
-        return self.set(self.now_ms() + int(round(seconds * 1000)))
+        return self.set(self.now_ms() + round(seconds * 1000))
 
     def set_rate(self, rate: float) -> int:
         return self.set(self.now_ms(), rate)

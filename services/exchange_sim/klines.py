@@ -96,7 +96,7 @@ def select_bars(path: PricePath, query: KlinesQuery, now_ms: int,
             chosen.extend(batch.tolist())
         else:
             opens = timeframes.bar_open_ms(interval, batch).tolist()
-            chosen.extend(g for g, t in zip(batch.tolist(), opens) if not is_missing(t))
+            chosen.extend(g for g, t in zip(batch.tolist(), opens, strict=True) if not is_missing(t))
         cursor = int(batch[-1]) + step
     return sorted(chosen)
 
@@ -121,4 +121,4 @@ def kline_rows(candles: Candles, tick: float, step: float, hourly_volume: float)
     taker = np.round(volume * candles.taker_share / step) * step
     columns = (candles.open_ms, o, h, l, c, volume, candles.close_ms, quote, trades, taker,
                quote * candles.taker_share)
-    return [_ROW % row for row in zip(*(col.tolist() for col in columns))]
+    return [_ROW % row for row in zip(*(col.tolist() for col in columns), strict=True)]

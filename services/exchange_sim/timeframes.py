@@ -27,7 +27,7 @@ _FIXED = {
 }
 _OFFSET = {"1w": 4 * _DAY}
 _MONTH = "1M"
-INTERVALS = tuple(_FIXED) + (_MONTH,)
+INTERVALS = (*_FIXED, _MONTH)
 
 
 def is_interval(interval: str) -> bool:

@@ -52,7 +52,7 @@ def _last_closed(frame: pd.DataFrame) -> datetime | None:
 
 def _as_rows(instrument_id: int, timeframe: str, frame: pd.DataFrame, columns: Sequence[str]):
     values = frame[list(columns)].astype(object).where(frame[list(columns)].notna(), None)
-    for ts, row in zip(frame.index, values.itertuples(index=False, name=None)):
+    for ts, row in zip(frame.index, values.itertuples(index=False, name=None), strict=True):
         yield (instrument_id, timeframe, ts.to_pydatetime(), *row)
 
 
@@ -69,10 +69,8 @@ def refresh_indicators(conn: Connection, instrument_id: int, timeframe: str, par
     start = _first_bar(candles, mark, since)
     if start is None:
         return {"bars": 0, "rows_written": 0}
-    if start == candles.index[0]:
-        values = compute_indicators(candles, params)
-    else:
-        values = compute_tail(candles, params, start)
+    # From the first bar stored there is no warm-up to reuse: compute the whole history.
+    values = compute_indicators(candles, params) if start == candles.index[0] else compute_tail(candles, params, start)
     values = values.loc[values.index >= start]
     values["is_closed"] = candles.loc[values.index, "is_closed"]
     written_columns = (*columns, *(("regime",) if stage == "indicators" else ()), "is_closed")
@@ -120,8 +118,9 @@ def refresh_patterns(conn: Connection, instrument_id: int, timeframe: str, param
         return {"bars": 0, "patterns": 0, "rows_written": 0}
     found = detect_patterns(closed[["open", "high", "low", "close", "volume"]], params)
     found = found.loc[found["ts"] >= start]
+    columns = found[["ts", "pattern", "direction", "strength"]]
     rows = ((instrument_id, timeframe, ts.to_pydatetime(), name, direction, float(strength))
-            for ts, name, direction, strength in found[["ts", "pattern", "direction", "strength"]].itertuples(index=False))
+            for ts, name, direction, strength in columns.itertuples(index=False))
     written = copy_upsert(conn, "patterns", (*_KEYS, "pattern", "direction", "strength"), (*_KEYS, "pattern"),
                           rows, update=("direction", "strength"))
     write_watermark(conn, instrument_id, timeframe, "patterns", closed.index[-1].to_pydatetime())

@@ -138,8 +138,8 @@ def compute_tail_batch(
         by_length[len(window)].append(key)
     results: dict[Hashable, pd.DataFrame] = {}
     for keys in by_length.values():
-        windows, first_new = zip(*(tails[key] for key in keys))
-        results.update(zip(keys, _compute_windows(windows, first_new, params)))
+        windows, first_new = zip(*(tails[key] for key in keys), strict=True)
+        results.update(zip(keys, _compute_windows(windows, first_new, params), strict=True))
     return {key: results[key] for key in frames}
 
 
@@ -176,7 +176,7 @@ def _compute_windows(
     stamps = np.concatenate(
         [
             window.index.asi8[first:].view(f"datetime64[{window.index.unit}]")  # resolutions may differ
-            for window, first in zip(windows, first_new)
+            for window, first in zip(windows, first_new, strict=True)
         ]
     )
     index = pd.DatetimeIndex(stamps, name="ts").tz_localize("UTC")
@@ -187,7 +187,7 @@ def _compute_windows(
         index,
     )
     ends = np.cumsum([bars - first for first in first_new])
-    return [everything.iloc[end - (bars - first) : end] for end, first in zip(ends, first_new)]
+    return [everything.iloc[end - (bars - first) : end] for end, first in zip(ends, first_new, strict=True)]
 
 
 def _check_index(index: pd.Index) -> None:
@@ -207,7 +207,7 @@ def _checked_prices(candles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
     if not (stamps[1:] > stamps[:-1]).all():
         raise ValueError("candles must be strictly ascending in ts, without duplicates")
     prices = tuple(candles[column].to_numpy(dtype=np.float64) for column in PRICE_COLUMNS)
-    for column, values in zip(PRICE_COLUMNS, prices):
+    for column, values in zip(PRICE_COLUMNS, prices, strict=True):
         # A NaN would poison every recursive average from that bar on. The sum is
         # finite exactly when every price is (prices are far below float overflow).
         if not np.isfinite(values.sum()):
@@ -232,7 +232,7 @@ def _indicator_block(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(values, regime codes): values[i] is INDICATOR_COLUMNS[i] as an (instruments, bars) array."""
     values = np.empty((len(INDICATOR_COLUMNS), *close.shape))
-    column = dict(zip(INDICATOR_COLUMNS, values))
+    column = dict(zip(INDICATOR_COLUMNS, values, strict=True))
     relative_strength_index(close, params.rsi, out=column["rsi"])
     bollinger_bands(close, params.bb_period, params.bb_k, out=values[_BOLLINGER])
     for name, period in (("sma_fast", params.sma_fast), ("sma_slow", params.sma_slow)):

@@ -129,7 +129,7 @@ def _cache_sized_chunks(rows: int, blocks: int) -> list[tuple[slice, slice]]:
 
 def _block_end_states(ends: np.ndarray, block_decay: float, entering: np.ndarray) -> np.ndarray:
     """True state at each block end from each block's zero-state end: Y[b] = D*Y[b-1] + ends[b]."""
-    rows, blocks = ends.shape
+    blocks = ends.shape[1]
     if block_decay < NEGLIGIBLE:
         # The state two blocks back is scaled by block_decay**2 < 2**-120: gone.
         states = ends.copy()

@@ -54,7 +54,7 @@ def test_a_triggered_run_for_three_instruments_succeeds_with_per_stage_results(s
 
 def test_a_second_run_adds_no_duplicates(stack, database_url):
     before = _counts(database_url)
-    status, body = stack.trigger("all")
+    _, body = stack.trigger("all")
     run = stack.wait_for_run(body["task_id"])
     assert run["status"] == "SUCCESS"
     assert _counts(database_url) == before
@@ -66,7 +66,7 @@ def test_an_unknown_symbol_ends_the_run_partial_naming_it_while_the_others_compl
     stack.start("worker-ingest", SYMBOLS="BTC/USD,ETH/USD,DOGE/USD")
     stack.wait_for_consumers({"ingest"})
     try:
-        status, body = stack.trigger("all")
+        _, body = stack.trigger("all")
         run = stack.wait_for_run(body["task_id"])
     finally:
         stack.stop("worker-ingest")

@@ -24,7 +24,8 @@ OWNERS = {
     "levels": "indicators/analysis.py",
     "signals": "signals/generation.py",
 }
-_WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+([a-z_]+)\b|copy_upsert\(\s*\w+,\s*\"([a-z_]+)\"")
+_WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+([a-z_]+)\b"
+                    r"|copy_upsert\(\s*\w+,\s*\"([a-z_]+)\"")
 _NOT_TABLES = {"set"}  # ON CONFLICT … DO UPDATE SET
 
 

@@ -86,12 +86,14 @@ def postgres_server() -> Iterator[str]:
     )
     options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
     subprocess.run(
-        _as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"]),
+        _as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"),
+                           "-w", "start"]),
         check=True, stdout=subprocess.DEVNULL,
     )
     try:
         subprocess.run(
-            _as_postgres_user([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "candleflow", "candleflow"]),
+            _as_postgres_user([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "candleflow",
+                               "candleflow"]),
             check=True,
         )
         yield f"postgresql+psycopg2://candleflow@127.0.0.1:{port}/candleflow"

@@ -45,7 +45,7 @@ def test_numpy_integers_are_accepted_as_plain_ints():
     [
         ("rsi", 0), ("adx", -3), ("atr", 1), ("channel", 14.5),
         ("ema_trend", "200"), ("bb_period", True), ("macd_signal", None),
-    ],  # fmt: skip
+    ],
 )
 def test_a_period_that_is_not_an_integer_of_at_least_two_names_its_field(field, value):
     with pytest.raises(ValueError, match=rf"^{field} must be an integer >= 2"):

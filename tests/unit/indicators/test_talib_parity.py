@@ -90,6 +90,6 @@ def test_the_standalone_macd_formula_equals_talib(series):
     candles, _, reference = series
     close = candles["close"].to_numpy()[None, :]
     scale = candles["close"].abs().max()
-    for ours, column in zip(macd(close, 12, 26, 9), ("macd", "macd_signal", "macd_hist")):
+    for ours, column in zip(macd(close, 12, 26, 9), ("macd", "macd_signal", "macd_hist"), strict=True):
         np.testing.assert_array_equal(np.isnan(ours[0]), np.isnan(reference[column]))
         assert np.nanmax(np.abs(ours[0] - reference[column])) <= RELATIVE_TOLERANCE * scale

@@ -39,7 +39,7 @@ def macd_case(macd, adx=(25, 25, 25), signal=(0, 0, 0)):
 
 
 def sides(signals):
-    return list(zip(signals["ts"], signals["side"]))
+    return list(zip(signals["ts"], signals["side"], strict=True))
 
 
 # ema_channel_breakout
@@ -246,7 +246,7 @@ def test_generate_signals_runs_every_strategy_ordered_by_ts_then_strategy():
     candles, ind = all_strategies_case()
     signals = generate_signals(candles, ind)
     assert list(signals.columns) == SIGNAL_COLUMNS
-    assert list(zip(signals["ts"], signals["strategy"])) == [
+    assert list(zip(signals["ts"], signals["strategy"], strict=True)) == [
         (candles.index[2], "ema_channel_breakout"),
         (candles.index[2], "macd_cross_adx"),
         (candles.index[4], "rsi_mean_reversion"),
