@@ -11,9 +11,11 @@ test: deps servers
 	$(PY) -m pytest tests --ignore=tests/e2e
 	$(MAKE) e2e
 
+# No servers: the unit tier asks for no Redis or Postgres (tests/unit/core/test_unit_tier.py checks).
 unit: deps
 	$(PY) -m pytest tests/unit
 
+# Real Redis, Postgres and worker processes, started by the suite from the `servers` binaries.
 integration: deps servers
 	$(PY) -m pytest tests/integration
 
