@@ -1,16 +1,25 @@
-"""The OpenAPI 3.0 description of every route, as a Python dict served at GET /api/openapi.json."""
+"""The OpenAPI 3.0 document served at GET /api/openapi.json, generated from the app's own routes.
+
+Paths come from the url_map, query parameters from each view's parameter model, and the bearer
+requirement from require_token, so none of them can drift from what the app serves. Summaries and
+response bodies are written here, per endpoint.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from collections.abc import Callable
 
-from services.api.routes.params import read_query
-from services.api.routes.read import CANDLE_LIMIT, RUN_LIMIT, SIGNAL_LIMIT
+from flask import Blueprint, Flask, Response, current_app, jsonify
+
+from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.core.pipeline.runs import KINDS, RUN_STATES
 
-__all__ = ["OPENAPI", "openapi_routes"]
+__all__ = ["openapi_document", "openapi_routes"]
 
 openapi_routes = Blueprint("openapi", __name__)
+
+_DOCUMENT_KEY = "candleflow.openapi"
+_UNDOCUMENTED_METHODS = frozenset({"HEAD", "OPTIONS"})  # Flask adds them to every rule
 
 
 def _ref(name: str) -> dict:
@@ -21,37 +30,18 @@ def _json(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _query(name: str, description: str, schema: dict, required: bool = False, example: object = None) -> dict:
-    param = {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
-    if example is not None:
-        param["example"] = example
-    return param
-
-
-def _limit(default_max: tuple[int, int]) -> dict:
-    default, maximum = default_max
-    return _query("limit", f"Rows to return, 1 to {maximum}.",
-                  {"type": "integer", "minimum": 1, "maximum": maximum, "default": default})
-
-
 def _list_of(key: str, item: str) -> dict:
     return {"type": "object", "required": ["count", key],
             "properties": {"count": {"type": "integer"}, key: {"type": "array", "items": _ref(item)}}}
 
 
 _STRING = {"type": "string"}
-_INSTANT = {"type": "string", "example": "2024-01-31T00:00:00Z",
-            "description": "ISO 8601 (UTC unless an offset is given) or epoch milliseconds"}
 _TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 _NUMBER = {"type": "number", "nullable": True}
 
-_SYMBOL = _query("symbol", "Instrument symbol, BASE/QUOTE in capitals.", _STRING, example="BTC/USD")
-_TIMEFRAME = _query("timeframe", "Candle timeframe (ccxt notation).", _STRING, example="1h")
-_EXCHANGE = _query("exchange", "ccxt exchange id; defaults to the configured EXCHANGE.", _STRING)
-_SINCE = _query("since", "Only rows at or after this instant.", _INSTANT)
-_UNTIL = _query("until", "Only rows before this instant (must be after since).", _INSTANT)
-
 _BAD_REQUEST = _json("A parameter is missing, unknown, repeated or malformed; `parameter` names it.", _ref("Error"))
+_UNAUTHORIZED = {**_json("Missing or wrong bearer token.", _ref("Error")),
+                 "headers": {"WWW-Authenticate": {"schema": _STRING}}}
 _UNAVAILABLE = _json("Redis or Postgres is unavailable.", _ref("Error"))
 
 _SCHEMAS = {
@@ -139,126 +129,116 @@ _SCHEMAS = {
     },
 }
 
-_PATHS = {
-    "/api/manual-update/": {
-        "post": {
-            "summary": "Start a pipeline run", "operationId": "startManualUpdate", "tags": ["runs"],
-            "security": [{"bearerAuth": []}],
-            "parameters": [
-                _query("task", "Run kind.", {"type": "string", "enum": list(KINDS)}, required=True),
-                _query("symbol", "Narrow the run to one symbol (required for backfill).", _STRING, example="BTC/USD"),
-                _query("timeframe", "Narrow the run to one timeframe.", _STRING, example="1h"),
-                _query("since", "Start of a backfill range (required for backfill).", _INSTANT),
-                _query("until", "End of a backfill range.", _INSTANT),
-            ],
-            "responses": {
-                "202": {**_json("Queued; poll the Location header.", _ref("RunQueued")),
-                        "headers": {"Location": {"schema": _STRING}}},
-                "200": _json("The same kind and scope is already running: its id, duplicate=true.", _ref("RunQueued")),
-                "400": _BAD_REQUEST,
-                "401": {**_json("Missing or wrong bearer token.", _ref("Error")),
-                        "headers": {"WWW-Authenticate": {"schema": _STRING}}},
-                "503": _UNAVAILABLE,
-            },
-        },
-        "get": {
-            "summary": "A run's status", "operationId": "getManualUpdateStatus", "tags": ["runs"],
-            "parameters": [_query("task_id", "The id POST returned.", _STRING, required=True)],
-            "responses": {"200": _json("The run's state and per-instrument stage results.", _ref("RunStatus")),
-                          "400": _BAD_REQUEST, "404": _json("No run with this id.", _ref("Error")),
-                          "503": _UNAVAILABLE},
+# Per endpoint (blueprint.view): what the url_map cannot say. 400 and 401 are added from the view itself.
+_OPERATIONS: dict[str, dict] = {
+    "trigger.start_manual_update": {
+        "summary": "Start a pipeline run", "operationId": "startManualUpdate", "tags": ["runs"],
+        "responses": {
+            "202": {**_json("Queued; poll the Location header.", _ref("RunQueued")),
+                    "headers": {"Location": {"schema": _STRING}}},
+            "200": _json("The same kind and scope is already running: its id, duplicate=true.", _ref("RunQueued")),
+            "503": _UNAVAILABLE,
         },
     },
-    "/api/instruments": {
-        "get": {
-            "summary": "Instruments", "operationId": "listInstruments", "tags": ["data"],
-            "parameters": [_query("active", "Only active (true) or inactive (false) instruments.",
-                                  {"type": "boolean"})],
-            "responses": {"200": _json("All instruments, by exchange and symbol.",
-                                       _list_of("instruments", "Instrument")),
-                          "400": _BAD_REQUEST, "503": _UNAVAILABLE},
-        },
+    "trigger.manual_update_status": {
+        "summary": "A run's status", "operationId": "getManualUpdateStatus", "tags": ["runs"],
+        "responses": {"200": _json("The run's state and per-instrument stage results.", _ref("RunStatus")),
+                      "404": _json("No run with this id.", _ref("Error")), "503": _UNAVAILABLE},
     },
-    "/api/candles": {
-        "get": {
-            "summary": "Candles of one symbol and timeframe", "operationId": "listCandles", "tags": ["data"],
-            "description": "The newest `limit` candles in [since, until), returned oldest first.",
-            "parameters": [{**_SYMBOL, "required": True},
-                           {**_TIMEFRAME, "description": "Candle timeframe; defaults to the first configured one."},
-                           _EXCHANGE, _SINCE, _UNTIL, _limit(CANDLE_LIMIT)],
-            "responses": {"200": _json("Candles, oldest first.", _ref("CandleList")), "400": _BAD_REQUEST,
-                          "404": _json("No such instrument on the exchange.", _ref("Error")), "503": _UNAVAILABLE},
-        },
+    "read.list_instruments": {
+        "summary": "Instruments", "operationId": "listInstruments", "tags": ["data"],
+        "responses": {"200": _json("All instruments, by exchange and symbol.", _list_of("instruments", "Instrument")),
+                      "503": _UNAVAILABLE},
     },
-    "/api/signals": {
-        "get": {
-            "summary": "Signals", "operationId": "listSignals", "tags": ["data"],
-            "parameters": [_SYMBOL, _TIMEFRAME, _query("strategy", "Strategy name.", _STRING), _EXCHANGE, _SINCE,
-                           _limit(SIGNAL_LIMIT)],
-            "responses": {"200": _json("Signals, newest first.", _list_of("signals", "Signal")),
-                          "400": _BAD_REQUEST, "503": _UNAVAILABLE},
-        },
+    "read.list_candles": {
+        "summary": "Candles of one symbol and timeframe", "operationId": "listCandles", "tags": ["data"],
+        "description": "The newest `limit` candles in [since, until), returned oldest first.",
+        "responses": {"200": _json("Candles, oldest first.", _ref("CandleList")),
+                      "404": _json("No such instrument on the exchange.", _ref("Error")), "503": _UNAVAILABLE},
     },
-    "/api/runs": {
-        "get": {
-            "summary": "Recent pipeline runs", "operationId": "listRuns", "tags": ["runs"],
-            "description": "Runs a worker has started, newest first; queued runs appear once started.",
-            "parameters": [_query("state", "Only runs in this state.", {"type": "string", "enum": list(RUN_STATES)}),
-                           _query("task", "Only runs of this kind.", {"type": "string", "enum": list(KINDS)}),
-                           _limit(RUN_LIMIT)],
-            "responses": {"200": _json("Runs, newest first.", _list_of("runs", "Run")), "400": _BAD_REQUEST,
-                          "503": _UNAVAILABLE},
-        },
+    "read.list_signals": {
+        "summary": "Signals", "operationId": "listSignals", "tags": ["data"],
+        "responses": {"200": _json("Signals, newest first.", _list_of("signals", "Signal")), "503": _UNAVAILABLE},
     },
-    "/api/health": {
-        "get": {
-            "summary": "Readiness: Redis, Postgres and a worker per queue", "operationId": "getHealth",
-            "tags": ["health"],
-            "responses": {"200": _json("Everything is there.", _ref("Health")),
-                          "503": _json("Something is missing; the message names it.", _ref("HealthFailure"))},
-        },
+    "read.list_runs": {
+        "summary": "Recent pipeline runs", "operationId": "listRuns", "tags": ["runs"],
+        "description": "Runs a worker has started, newest first; queued runs appear once started.",
+        "responses": {"200": _json("Runs, newest first.", _list_of("runs", "Run")), "503": _UNAVAILABLE},
     },
-    "/api/health/live": {
-        "get": {
-            "summary": "Liveness: the process serves requests", "operationId": "getLiveness", "tags": ["health"],
-            "responses": {"200": _json("Alive.", {"type": "object", "properties": {"status": {"type": "string"}}})},
-        },
+    "health.readiness": {
+        "summary": "Readiness: Redis, Postgres and a worker per queue", "operationId": "getHealth", "tags": ["health"],
+        "responses": {"200": _json("Everything is there.", _ref("Health")),
+                      "503": _json("Something is missing; the message names it.", _ref("HealthFailure"))},
     },
-    "/api/openapi.json": {
-        "get": {
-            "summary": "This document", "operationId": "getOpenApi", "tags": ["meta"],
-            "responses": {"200": _json("OpenAPI 3.0 document.", {"type": "object"})},
-        },
+    "health.liveness": {
+        "summary": "Liveness: the process serves requests", "operationId": "getLiveness", "tags": ["health"],
+        "responses": {"200": _json("Alive.", {"type": "object", "properties": {"status": _STRING}})},
     },
-    "/metrics": {
-        "get": {
-            "summary": "Prometheus metrics of the API", "operationId": "getMetrics", "tags": ["meta"],
-            "responses": {"200": {"description": "Prometheus text exposition.",
-                                  "content": {"text/plain": {"schema": _STRING}}}},
-        },
+    "openapi.serve_openapi": {
+        "summary": "This document", "operationId": "getOpenApi", "tags": ["meta"],
+        "responses": {"200": _json("OpenAPI 3.0 document.", {"type": "object"})},
+    },
+    "metrics.expose_metrics": {
+        "summary": "Prometheus metrics of the API", "operationId": "getMetrics", "tags": ["meta"],
+        "responses": {"200": {"description": "Prometheus text exposition.",
+                              "content": {"text/plain": {"schema": _STRING}}}},
     },
 }
 
-OPENAPI: dict = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "candleflow API",
-        "version": "1.0.0",
-        "description": "Trigger pipeline runs, poll their status, and read candles, signals and runs. "
-                       "Errors are JSON: {\"status\": \"error\", \"message\": ..., \"parameter\": ...}.",
-    },
-    "tags": [{"name": "runs"}, {"name": "data"}, {"name": "health"}, {"name": "meta"}],
-    "paths": _PATHS,
-    "components": {
-        "schemas": _SCHEMAS,
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                           "description": "The API_TOKEN setting"}},
-    },
-}
+
+def _operation(endpoint: str, view: Callable) -> dict:
+    """One operation: the entry above, plus what the view itself declares (parameters, token)."""
+    if endpoint not in _OPERATIONS:
+        raise LookupError(f"route {endpoint!r} has no entry in services/api/openapi.py _OPERATIONS")
+    operation = {key: value for key, value in _OPERATIONS[endpoint].items() if key != "responses"}
+    responses = dict(_OPERATIONS[endpoint]["responses"])
+    model = query_model_of(view)
+    if model is not None:
+        parameters = query_parameters(model)
+        if parameters:
+            operation["parameters"] = parameters
+        responses["400"] = _BAD_REQUEST  # every model refuses unknown and repeated parameters
+    if getattr(view, "requires_token", False):
+        operation["security"] = [{"bearerAuth": []}]
+        responses["401"] = _UNAUTHORIZED
+    return {**operation, "responses": responses}
+
+
+def _paths(app: Flask) -> dict[str, dict]:
+    paths: dict[str, dict] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.arguments:
+            raise TypeError(f"{rule.rule}: path parameters are not described yet; add them to _operation")
+        view = app.view_functions[rule.endpoint]
+        for method in sorted(rule.methods - _UNDOCUMENTED_METHODS):
+            paths.setdefault(rule.rule, {})[method.lower()] = _operation(rule.endpoint, view)
+    return paths
+
+
+def openapi_document(app: Flask) -> dict:
+    """The document for `app`, built once from its url_map (complete once create_app returns)."""
+    if _DOCUMENT_KEY not in app.extensions:
+        app.extensions[_DOCUMENT_KEY] = {
+            "openapi": "3.0.3",
+            "info": {
+                "title": "candleflow API",
+                "version": "1.0.0",
+                "description": "Trigger pipeline runs, poll their status, and read candles, signals and runs. "
+                               "Errors are JSON: {\"status\": \"error\", \"message\": ..., \"parameter\": ...}.",
+            },
+            "tags": [{"name": "runs"}, {"name": "data"}, {"name": "health"}, {"name": "meta"}],
+            "paths": _paths(app),
+            "components": {
+                "schemas": _SCHEMAS,
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                                   "description": "The API_TOKEN setting"}},
+            },
+        }
+    return app.extensions[_DOCUMENT_KEY]
 
 
 @openapi_routes.get("/api/openapi.json")
-def openapi_document() -> Response:
-    """The OpenAPI document above."""
-    read_query(())
-    return jsonify(OPENAPI)
+@with_query(NoParameters)
+def serve_openapi(query: NoParameters) -> Response:
+    """The OpenAPI document of this app."""
+    return jsonify(openapi_document(current_app))

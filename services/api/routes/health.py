@@ -7,8 +7,8 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from services.api.errors import error_response
+from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
-from services.api.routes.params import read_query
 from services.core.celery_app import QUEUES
 
 __all__ = ["health_routes", "queue_consumers", "INSPECT_TIMEOUT_S"]
@@ -35,16 +35,16 @@ def _failure(exc: Exception) -> str:
 
 
 @health_routes.get("/api/health/live")
-def liveness() -> Response:
+@with_query(NoParameters)
+def liveness(query: NoParameters) -> Response:
     """The process serves requests; says nothing about its dependencies (for container liveness)."""
-    read_query(())
     return jsonify({"status": "ok"})
 
 
 @health_routes.get("/api/health")
-def readiness() -> Response | tuple[Response, int]:
+@with_query(NoParameters)
+def readiness(query: NoParameters) -> Response | tuple[Response, int]:
     """200 when Redis, Postgres and a worker per queue are all there; 503 naming whatever is missing."""
-    read_query(())
     checks: dict[str, object] = {}
     problems: list[str] = []
     try:

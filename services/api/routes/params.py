@@ -1,98 +1,148 @@
-"""Reading query parameters: unknown or repeated names and malformed values become a 400 naming them."""
+"""The query parameters of every route, one model each: what a route accepts is what its OpenAPI entry says."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from flask import request
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic.json_schema import WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from services.api.errors import bad_parameter
+from services.api.query import QueryModel, pattern
 from services.core.config import SYMBOL_RE, timeframe_seconds  # filters accept what can be configured
+from services.core.pipeline.runs import KINDS, RUN_STATES, RunRequest, validate_request
 from services.core.timeparse import parse_instant
 
-__all__ = ["read_query", "symbol_param", "timeframe_param", "instant_param", "limit_param", "choice_param",
-           "name_param", "boolean_param", "check_order"]
+__all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "CandlesQuery", "SignalsQuery", "RunsQuery"]
 
-_DIGITS_RE = re.compile(r"[0-9]{1,9}")
-_NAME_RE = r"[A-Za-z0-9_.:-]{1,64}"
-# Control characters (NUL, newline...) have no place in any parameter; Postgres even refuses NUL.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# (default, maximum) rows per response: enough for a chart, small enough to stay one quick query.
+CANDLE_LIMIT = (500, 5000)
+SIGNAL_LIMIT = (100, 5000)
+RUN_LIMIT = (50, 500)
 
-
-def read_query(accepted: Iterable[str]) -> dict[str, str]:
-    """The query string as a dict; a typo'd or repeated parameter is refused rather than silently ignored."""
-    accepted = tuple(accepted)
-    params: dict[str, str] = {}
-    for name, values in request.args.lists():
-        if name not in accepted:
-            expected = ", ".join(accepted) or "none"
-            raise bad_parameter(name, f"unknown parameter {name!r}; this route accepts: {expected}")
-        if len(values) > 1:
-            raise bad_parameter(name, f"parameter {name!r} given {len(values)} times; give it once")
-        if _CONTROL_RE.search(values[0]):
-            raise bad_parameter(name, f"parameter {name!r} contains control characters")
-        params[name] = values[0]
-    return params
+_INSTANT_SCHEMA = {"type": "string", "description": "ISO 8601 (UTC unless an offset is given) or epoch milliseconds",
+                   "examples": ["2024-01-31T00:00:00Z"]}
+_DIGITS = frozenset("0123456789")
+# No timeframe or instant is longer; a longer value is cut (and so stays invalid) before core
+# parses it, so its error message quotes 40 characters back, not 5000.
+_LONGEST = 40
 
 
-def symbol_param(value: str, name: str = "symbol") -> str:
-    if not SYMBOL_RE.fullmatch(value):
-        raise bad_parameter(name, f"malformed symbol {value!r}: expected BASE/QUOTE in capitals, e.g. BTC/USD")
+def _quotable(value: str) -> str:
+    return value if len(value) <= _LONGEST else f"{value[:_LONGEST]}…"
+
+
+def _timeframe(value: str) -> str:
+    timeframe_seconds(_quotable(value))  # its ValueError already says what a timeframe looks like
     return value
 
 
-def timeframe_param(value: str, name: str = "timeframe") -> str:
+def _instant(value: str) -> datetime:
     try:
-        timeframe_seconds(value)
-    except ValueError as exc:
-        raise bad_parameter(name, str(exc)) from None
-    return value
-
-
-def instant_param(value: str, name: str) -> datetime:
-    """An ISO 8601 date/time (UTC unless stated) or epoch ms, as an aware UTC datetime."""
-    try:
-        instant = parse_instant(value)
-    except ValueError as exc:
-        raise bad_parameter(name, str(exc)) from None
+        return parse_instant(_quotable(value))
     except (OverflowError, OSError):  # epoch ms or offsets beyond what a datetime can hold
-        raise bad_parameter(name, f"date {value[:40]!r} is out of range") from None
-    assert instant is not None
-    return instant
+        raise ValueError(f"date {_quotable(value)!r} is out of range") from None
 
 
-def limit_param(value: str | None, default: int, maximum: int, name: str = "limit") -> int:
-    if value is None:
-        return default
-    if not _DIGITS_RE.fullmatch(value) or not 1 <= int(value) <= maximum:
-        raise bad_parameter(name, f"{name} must be an integer from 1 to {maximum}, got {value[:20]!r}")
-    return int(value)
-
-
-def choice_param(value: str, name: str, choices: Iterable[str]) -> str:
-    choices = tuple(choices)
-    if value not in choices:
-        raise bad_parameter(name, f"unknown {name} {value[:40]!r}; valid: {', '.join(choices)}")
+def _whole_number(value: Any) -> Any:
+    # Plain digits only: pydantic alone would take "1.0", " 5" or "1_000" as integers.
+    if isinstance(value, str) and not (0 < len(value) <= 9 and set(value) <= _DIGITS):
+        raise PydanticCustomError("int_parsing", "not a whole number")
     return value
 
 
-def name_param(value: str, name: str, pattern: str = _NAME_RE) -> str:
-    """An identifier (strategy, exchange, task id): a restricted alphabet keeps NULs and junk out of SQL."""
-    if not re.fullmatch(pattern, value):
-        raise bad_parameter(name, f"malformed {name} {value[:40]!r}: letters, digits, '_', '.', ':' or '-' only")
+def _true_or_false(value: Any) -> Any:
+    # Exactly true/false (any case): pydantic alone would also take yes, on, 1 and t.
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false"):
+            raise PydanticCustomError("bool_parsing", "not true or false")
+        return value.lower() == "true"
     return value
 
 
-def boolean_param(value: str, name: str) -> bool:
-    lowered = value.lower()
-    if lowered not in ("true", "false"):
-        raise bad_parameter(name, f"{name} must be true or false, got {value[:20]!r}")
-    return lowered == "true"
+def _limit(default_max: tuple[int, int]) -> Any:
+    default, maximum = default_max
+    # The bounds come before the validator, or pydantic leaves minimum/maximum out of the schema.
+    return Annotated[int, Field(default, ge=1, le=maximum, description=f"Rows to return, 1 to {maximum}."),
+                     BeforeValidator(_whole_number)]
 
 
-def check_order(since: datetime | None, until: datetime | None) -> None:
-    """A range must be non-empty: since before until."""
-    if since is not None and until is not None and until <= since:
-        raise bad_parameter("until", "until must be after since")
+Symbol = pattern(SYMBOL_RE.pattern, "BASE/QUOTE in capitals, e.g. BTC/USD")
+# An identifier (strategy, exchange, task id): a restricted alphabet keeps NULs and junk out of SQL.
+Name = pattern(r"^[A-Za-z0-9_.:-]{1,64}$", "letters, digits, '_', '.', ':' or '-' (at most 64)")
+Timeframe = Annotated[str, BeforeValidator(_timeframe)]
+Instant = Annotated[datetime, BeforeValidator(_instant), WithJsonSchema(_INSTANT_SCHEMA)]
+# The trigger passes instants on as typed: the run's scope (and its de-duplication) keeps the caller's text.
+InstantText = Annotated[str, WithJsonSchema(_INSTANT_SCHEMA)]
+Active = Annotated[bool, BeforeValidator(_true_or_false)]
+RunState = Annotated[Literal[RUN_STATES], BeforeValidator(lambda value: value.upper())]  # any case
+RunKind = Literal[KINDS]
+
+
+class TriggerQuery(QueryModel):
+    """POST /api/manual-update/: the run to start. Values are checked by core's validate_request, as for the CLI."""
+
+    task: str = Field(description="Run kind.", json_schema_extra={"enum": list(KINDS)})
+    symbol: str | None = Field(None, description="Narrow the run to one symbol (required for backfill).",
+                               examples=["BTC/USD"])
+    timeframe: str | None = Field(None, description="Narrow the run to one timeframe.", examples=["1h"])
+    since: InstantText | None = Field(None, description="Start of a backfill range (required for backfill).")
+    until: InstantText | None = Field(None, description="End of a backfill range (after since).")
+
+    def run_request(self) -> RunRequest:
+        """The request core accepts; InvalidRunRequest (a 400 naming the parameter) otherwise."""
+        return validate_request(self.task, self.symbol, self.timeframe, self.since, self.until)
+
+
+class RunStatusQuery(QueryModel):
+    """GET /api/manual-update/: which run."""
+
+    task_id: Name = Field(description="The id POST /api/manual-update/ returned.")
+
+
+class InstrumentsQuery(QueryModel):
+    """GET /api/instruments."""
+
+    active: Active | None = Field(None, description="Only active (true) or inactive (false) instruments.")
+
+
+class CandlesQuery(QueryModel):
+    """GET /api/candles: one symbol and timeframe, a range and a row count."""
+
+    symbol: Symbol = Field(description="Instrument symbol, BASE/QUOTE in capitals.", examples=["BTC/USD"])
+    timeframe: Timeframe | None = Field(None, description="Candle timeframe; defaults to the first configured one.",
+                                        examples=["1h"])
+    exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
+                                  examples=["kraken"])
+    since: Instant | None = Field(None, description="Only candles at or after this instant.")
+    until: Instant | None = Field(None, description="Only candles before this instant (must be after since).")
+    limit: _limit(CANDLE_LIMIT)
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        since = info.data.get("since")  # absent when since itself was refused
+        if until is not None and since is not None and until <= since:
+            raise ValueError("until must be after since")
+        return until
+
+
+class SignalsQuery(QueryModel):
+    """GET /api/signals: filters, each optional."""
+
+    symbol: Symbol | None = Field(None, description="Only this symbol.", examples=["BTC/USD"])
+    timeframe: Timeframe | None = Field(None, description="Only this timeframe.", examples=["1h"])
+    strategy: Name | None = Field(None, description="Only this strategy.", examples=["rsi_mean_reversion"])
+    exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
+                                  examples=["kraken"])
+    since: Instant | None = Field(None, description="Only signals of bars at or after this instant.")
+    limit: _limit(SIGNAL_LIMIT)
+
+
+class RunsQuery(QueryModel):
+    """GET /api/runs: filters and a row count."""
+
+    state: RunState | None = Field(None, description="Only runs in this state (any case).")
+    task: RunKind | None = Field(None, description="Only runs of this kind.")
+    limit: _limit(RUN_LIMIT)

@@ -9,29 +9,14 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from services.api.errors import ApiError
+from services.api.query import with_query
 from services.api.routes.deps import deps
-from services.api.routes.params import (
-    boolean_param,
-    check_order,
-    choice_param,
-    instant_param,
-    limit_param,
-    name_param,
-    read_query,
-    symbol_param,
-    timeframe_param,
-)
-from services.core.pipeline.runs import KINDS, RUN_STATES
+from services.api.routes.params import CandlesQuery, InstrumentsQuery, RunsQuery, SignalsQuery
 from services.core.store.instruments import find_instrument
 
-__all__ = ["read_routes", "iso_utc", "CANDLE_LIMIT", "SIGNAL_LIMIT", "RUN_LIMIT"]
+__all__ = ["read_routes", "iso_utc"]
 
 read_routes = Blueprint("read", __name__)
-
-# (default, maximum) rows per response: enough for a chart, small enough to stay one quick query.
-CANDLE_LIMIT = (500, 5000)
-SIGNAL_LIMIT = (100, 5000)
-RUN_LIMIT = (50, 500)
 
 
 def iso_utc(value: datetime | None) -> str | None:
@@ -45,12 +30,12 @@ def _number(value: float | None) -> float | None:
 
 
 @read_routes.get("/api/instruments")
-def list_instruments() -> Response:
+@with_query(InstrumentsQuery)
+def list_instruments(query: InstrumentsQuery) -> Response:
     """Every instrument ever ingested, with its timeframes; `active` narrows to (in)active ones."""
-    params = read_query(("active",))
     where, binds = "", {}
-    if "active" in params:
-        where, binds = "WHERE active = :active", {"active": boolean_param(params["active"], "active")}
+    if query.active is not None:
+        where, binds = "WHERE active = :active", {"active": query.active}
     with deps().engine.connect() as conn:
         rows = conn.execute(text(f"""SELECT id, exchange, symbol, timeframes, active, created_at
                                        FROM instruments {where} ORDER BY exchange, symbol"""), binds).mappings().all()
@@ -60,19 +45,13 @@ def list_instruments() -> Response:
 
 
 @read_routes.get("/api/candles")
-def list_candles() -> Response:
+@with_query(CandlesQuery)
+def list_candles(query: CandlesQuery) -> Response:
     """The newest `limit` candles of one symbol and timeframe in [since, until), oldest first."""
     settings = deps().settings
-    params = read_query(("symbol", "timeframe", "exchange", "since", "until", "limit"))
-    if "symbol" not in params:
-        raise ApiError(400, "symbol is required, e.g. symbol=BTC/USD", "symbol")
-    symbol = symbol_param(params["symbol"])
-    exchange = name_param(params.get("exchange", settings.exchange), "exchange")
-    timeframe = timeframe_param(params.get("timeframe", settings.timeframes[0]))
-    since = instant_param(params["since"], "since") if "since" in params else None
-    until = instant_param(params["until"], "until") if "until" in params else None
-    check_order(since, until)
-    limit = limit_param(params.get("limit"), *CANDLE_LIMIT)
+    symbol, since, until = query.symbol, query.since, query.until
+    exchange = query.exchange or settings.exchange
+    timeframe = query.timeframe or settings.timeframes[0]
 
     with deps().engine.connect() as conn:
         instrument_id = find_instrument(conn, exchange, symbol)
@@ -83,7 +62,7 @@ def list_candles() -> Response:
              WHERE instrument_id = :i AND timeframe = :tf
                    {'AND ts >= :since' if since else ''} {'AND ts < :until' if until else ''}
              ORDER BY ts DESC LIMIT :limit"""),
-            {"i": instrument_id, "tf": timeframe, "since": since, "until": until, "limit": limit}).all()
+            {"i": instrument_id, "tf": timeframe, "since": since, "until": until, "limit": query.limit}).all()
     candles = [{"ts": iso_utc(row.ts), "open": _number(row.open), "high": _number(row.high), "low": _number(row.low),
                 "close": _number(row.close), "volume": _number(row.volume), "is_closed": row.is_closed}
                for row in reversed(rows)]
@@ -92,20 +71,11 @@ def list_candles() -> Response:
 
 
 @read_routes.get("/api/signals")
-def list_signals() -> Response:
+@with_query(SignalsQuery)
+def list_signals(query: SignalsQuery) -> Response:
     """Stored signals, newest first, optionally narrowed by symbol, timeframe, strategy and since."""
-    settings = deps().settings
-    params = read_query(("symbol", "timeframe", "strategy", "exchange", "since", "limit"))
-    filters = {"exchange": name_param(params.get("exchange", settings.exchange), "exchange")}
-    if "symbol" in params:
-        filters["symbol"] = symbol_param(params["symbol"])
-    if "timeframe" in params:
-        filters["timeframe"] = timeframe_param(params["timeframe"])
-    if "strategy" in params:
-        filters["strategy"] = name_param(params["strategy"], "strategy")
-    if "since" in params:
-        filters["since"] = instant_param(params["since"], "since")
-    limit = limit_param(params.get("limit"), *SIGNAL_LIMIT)
+    filters = {"exchange": query.exchange or deps().settings.exchange,
+               **query.model_dump(include={"symbol", "timeframe", "strategy", "since"}, exclude_none=True)}
 
     columns = {"exchange": "i.exchange = :exchange", "symbol": "i.symbol = :symbol",
                "timeframe": "s.timeframe = :timeframe", "strategy": "s.strategy = :strategy", "since": "s.ts >= :since"}
@@ -117,28 +87,24 @@ def list_signals() -> Response:
               FROM signals s JOIN instruments i ON i.id = s.instrument_id
              WHERE {where}
              ORDER BY s.ts DESC, i.symbol, s.timeframe, s.strategy LIMIT :limit"""),
-            {**filters, "limit": limit}).mappings().all()
+            {**filters, "limit": query.limit}).mappings().all()
     signals = [{**row, "ts": iso_utc(row["ts"]), "created_at": iso_utc(row["created_at"]),
                 "strength": _number(row["strength"]), "price": _number(row["price"])} for row in rows]
     return jsonify({"count": len(signals), "signals": signals})
 
 
 @read_routes.get("/api/runs")
-def list_runs() -> Response:
+@with_query(RunsQuery)
+def list_runs(query: RunsQuery) -> Response:
     """Recent pipeline runs, newest first; per-stage detail is at GET /api/manual-update/?task_id=…"""
-    params = read_query(("state", "task", "limit"))
-    filters = {}
-    if "state" in params:
-        filters["state"] = choice_param(params["state"].upper(), "state", RUN_STATES)
-    if "task" in params:
-        filters["kind"] = choice_param(params["task"], "task", KINDS)
-    limit = limit_param(params.get("limit"), *RUN_LIMIT)
+    filters = {column: value for column, value in (("state", query.state), ("kind", query.task)) if value is not None}
 
     where = " AND ".join(f"{column} = :{column}" for column in filters) or "true"
     with deps().engine.connect() as conn:
         rows = conn.execute(text(f"""
             SELECT id, kind, scope, state, errors, created_at, started_at, finished_at FROM pipeline_runs
-             WHERE {where} ORDER BY created_at DESC, id LIMIT :limit"""), {**filters, "limit": limit}).mappings().all()
+             WHERE {where} ORDER BY created_at DESC, id LIMIT :limit"""),
+            {**filters, "limit": query.limit}).mappings().all()
     runs = [{"task_id": row["id"], "task_type": row["kind"], "scope": row["scope"], "status": row["state"],
              "errors": row["errors"], "created_at": iso_utc(row["created_at"]),
              "started_at": iso_utc(row["started_at"]), "finished_at": iso_utc(row["finished_at"])} for row in rows]

@@ -7,10 +7,11 @@ import logging
 from flask import Blueprint, Response, jsonify, url_for
 
 from services.api.auth import require_token
-from services.api.errors import ApiError, bad_parameter
+from services.api.errors import ApiError
+from services.api.query import with_query
 from services.api.routes.deps import deps
-from services.api.routes.params import name_param, read_query
-from services.core.pipeline.runs import KINDS, run_status, submit_run, validate_request
+from services.api.routes.params import RunStatusQuery, TriggerQuery
+from services.core.pipeline.runs import run_status, submit_run
 
 __all__ = ["trigger_routes"]
 
@@ -18,19 +19,14 @@ log = logging.getLogger(__name__)
 
 trigger_routes = Blueprint("trigger", __name__)
 
-_TRIGGER_PARAMS = ("task", "symbol", "timeframe", "since", "until")
-
 
 @trigger_routes.post("/api/manual-update/", strict_slashes=False)
-@require_token
-def start_manual_update() -> tuple[Response, int]:
+@require_token  # before the parameters: an anonymous caller learns nothing about them
+@with_query(TriggerQuery)
+def start_manual_update(query: TriggerQuery) -> tuple[Response, int]:
     """Queue a run of `task` (optionally one symbol/timeframe/range); a running twin is returned, not doubled."""
-    params = read_query(_TRIGGER_PARAMS)
-    if "task" not in params:
-        raise bad_parameter("task", f"task is required; valid types: {', '.join(KINDS)}")
     # One set of rules for the API, the CLI and the beat: InvalidRunRequest names the parameter.
-    run_request = validate_request(params["task"], params.get("symbol"), params.get("timeframe"),
-                                   params.get("since"), params.get("until"))
+    run_request = query.run_request()
 
     run_id, created = submit_run(deps().celery, deps().redis, run_request)
     body = {"status": "success", "task_id": run_id, "task_type": run_request.kind,
@@ -49,13 +45,10 @@ def start_manual_update() -> tuple[Response, int]:
 
 
 @trigger_routes.get("/api/manual-update/", strict_slashes=False)
-def manual_update_status() -> Response:
+@with_query(RunStatusQuery)
+def manual_update_status(query: RunStatusQuery) -> Response:
     """A run's state and one result entry per instrument and stage."""
-    params = read_query(("task_id",))
-    if "task_id" not in params:
-        raise bad_parameter("task_id", "task_id is required: the id POST /api/manual-update/ returned")
-    task_id = name_param(params["task_id"], "task_id")
-    status = run_status(deps().engine, deps().redis, task_id)
+    status = run_status(deps().engine, deps().redis, query.task_id)
     if status is None:
-        raise ApiError(404, f"unknown task id {task_id!r}", "task_id")
+        raise ApiError(404, f"unknown task id {query.task_id!r}", "task_id")
     return jsonify(status)

@@ -1,27 +1,32 @@
-"""API fixtures: an app wired to the suite's real Redis and Postgres, and a test client."""
+"""API fixtures for the unit tier: an app whose Redis and Postgres addresses have nothing listening.
+
+Nothing here starts a server. Requests that stop before the database or the broker (bad
+parameters, auth, routing, liveness, metrics, the OpenAPI document) behave as in production;
+a test that needs a real server belongs in tests/integration/api.
+"""
 
 from __future__ import annotations
 
 import pytest
 import redis
+from sqlalchemy import create_engine
 
 from services.api.app import create_app
 from services.core.celery_app import create_celery
 from services.core.config import get_settings
+from tests.utils.servers import free_port
 
-TOKEN = "test-token-5f1c"
+TOKEN = "unit-token-3b9e"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture()
-def api_settings(monkeypatch, redis_url, database_url):
-    """Settings read from an environment pointing at the test servers.
-
-    get_settings() is cached for the process, so the cache is cleared after the
-    environment changes and again on the way out (before monkeypatch restores it).
-    """
-    environment = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "API_TOKEN": TOKEN,
-                   "ENVIRONMENT": "test", "EXCHANGE": "kraken", "SYMBOLS": "BTC/USD,ETH/USD", "TIMEFRAMES": "1h,4h"}
+def api_settings(monkeypatch):
+    """Settings read from an environment whose server URLs point at closed ports (cache cleared both ways)."""
+    environment = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                   "DATABASE_URL": f"postgresql+psycopg2://nobody@127.0.0.1:{free_port()}/nothing",
+                   "API_TOKEN": TOKEN, "ENVIRONMENT": "test", "EXCHANGE": "kraken", "SYMBOLS": "BTC/USD,ETH/USD",
+                   "TIMEFRAMES": "1h,4h"}
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -30,24 +35,14 @@ def api_settings(monkeypatch, redis_url, database_url):
 
 
 @pytest.fixture()
-def broker(redis_url):
-    """A client on the test Redis, emptied first so no queued message or run lock leaks between tests."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture()
-def celery(api_settings):
-    app = create_celery()
-    yield app
-    app.close()
-
-
-@pytest.fixture()
-def api(api_settings, celery, broker, engine):
-    return create_app(settings=api_settings, celery=celery, redis_client=broker, engine=engine)
+def api(api_settings):
+    """The app with unreachable collaborators: anything that does reach them answers 503, never a hang."""
+    celery = create_celery()
+    dead_redis = redis.Redis.from_url(api_settings.redis_url, socket_connect_timeout=1)
+    dead_db = create_engine(api_settings.database_url, connect_args={"connect_timeout": 1})
+    yield create_app(settings=api_settings, celery=celery, redis_client=dead_redis, engine=dead_db)
+    dead_db.dispose()
+    celery.close()
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""create_app wiring: configured defaults, and no worker code in the API process."""
+"""The API process loads no worker code."""
 
 from __future__ import annotations
 
@@ -6,22 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.api.app import create_app
-from tests.unit.api.conftest import TOKEN
-
 _REPO = Path(__file__).resolve().parents[3]
-
-
-def test_without_arguments_the_app_uses_the_configured_settings(api_settings, engine):
-    client = create_app().test_client()
-    assert client.get("/api/instruments").get_json() == {"count": 0, "instruments": []}
-
-    def trigger_with(token: str) -> int:
-        return client.post("/api/manual-update/?task=nope", headers={"Authorization": f"Bearer {token}"}).status_code
-
-    # The token comes from API_TOKEN, not the placeholder default; the right one gets as far as validation.
-    assert trigger_with("CHANGE_ME") == 401
-    assert trigger_with(TOKEN) == 400
 
 
 def test_the_api_imports_no_worker_code():

@@ -32,9 +32,8 @@ def test_metrics_are_exposed_in_the_prometheus_text_format(client):
     assert 'candleflow_api_requests_total{method="GET",route="/api/health/live",status="200"} 1.0' in response.text
 
 
-def test_two_apps_keep_separate_registries(api_settings, celery, broker, engine):
-    first = create_app(settings=api_settings, celery=celery, redis_client=broker, engine=engine)
-    second = create_app(settings=api_settings, celery=celery, redis_client=broker, engine=engine)
+def test_two_apps_keep_separate_registries(api_settings):
+    first, second = create_app(settings=api_settings), create_app(settings=api_settings)
     first.test_client().get("/api/health/live")
     sample = {"method": "GET", "route": "/api/health/live", "status": "200"}
     assert first.extensions[METRICS_KEY].registry.get_sample_value("candleflow_api_requests_total", sample) == 1

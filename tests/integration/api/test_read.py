@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.unit.api.rows import add_candles, add_instrument, add_run, add_signal, hour
+from tests.integration.api.rows import add_candles, add_instrument, add_run, add_signal, hour
+
+pytestmark = pytest.mark.integration
 
 
 def test_instruments_are_listed_by_exchange_and_symbol(client, engine):

@@ -8,8 +8,10 @@ import json
 import pytest
 
 from services.core.pipeline.runs import KINDS
-from tests.unit.api.conftest import AUTH
-from tests.unit.api.rows import add_run
+from tests.integration.api.conftest import AUTH
+from tests.integration.api.rows import add_run
+
+pytestmark = pytest.mark.integration
 
 
 def queued_messages(broker, queue: str = "ingest") -> list[dict]:

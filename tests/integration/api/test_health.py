@@ -1,0 +1,40 @@
+"""Readiness against real servers: it names whatever is missing."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from sqlalchemy import create_engine
+
+from services.api.app import create_app
+from tests.utils.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_readiness_is_503_naming_every_queue_without_a_worker(client):
+    response = client.get("/api/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "error"
+    for queue in ("ingest", "indicators", "signals"):
+        assert f"no worker consuming queue '{queue}'" in body["message"]
+    assert body["checks"]["redis"] == "ok" and body["checks"]["postgres"] == "ok"
+    assert body["checks"]["queues"] == {"ingest": [], "indicators": [], "signals": []}
+
+
+def test_readiness_names_redis_when_it_is_unreachable_and_skips_asking_workers(api_settings, celery, engine):
+    dead_redis = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    client = create_app(settings=api_settings, celery=celery, redis_client=dead_redis, engine=engine).test_client()
+    body = client.get("/api/health").get_json()
+    assert "redis unreachable" in body["message"]
+    assert body["checks"]["queues"].startswith("skipped")
+    assert body["checks"]["postgres"] == "ok"
+
+
+def test_readiness_names_postgres_when_it_is_unreachable(api_settings, celery, broker):
+    dead_db = create_engine(f"postgresql+psycopg2://nobody@127.0.0.1:{free_port()}/nothing")
+    client = create_app(settings=api_settings, celery=celery, redis_client=broker, engine=dead_db).test_client()
+    response = client.get("/api/health")
+    assert response.status_code == 503 and "postgres unreachable" in response.get_json()["message"]
+    assert response.get_json()["checks"]["redis"] == "ok"
