@@ -76,8 +76,6 @@ class Settings(BaseSettings):
     exporter_unacked_parse_limit: int = Field(1000, ge=0)
     # Task ids remembered from task-sent events, for queue-wait times and message ages.
     exporter_tracked_tasks: int = Field(100_000, gt=0)
-    # Must match services/scheduler/beat.py's redbeat_key_prefix, which no variable changes.
-    exporter_redbeat_key_prefix: str = "candleflow:redbeat"
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

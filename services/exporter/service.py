@@ -10,6 +10,7 @@ from celery import Celery
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from sqlalchemy import Engine
 
+from services.core import keys
 from services.core.config import Settings, get_settings
 from services.exporter.beat import BeatCollector
 from services.exporter.event_stream import EventStream
@@ -59,7 +60,7 @@ class Exporter:
             QueueCollector(probe, self.health),
             WorkerCollector(self.workers),
             TaskEventCollector(self.tasks, self.stream),
-            BeatCollector(redis_client, self.settings.exporter_redbeat_key_prefix, self.health),
+            BeatCollector(redis_client, keys.REDBEAT_PREFIX, self.health),
             self.pipeline,
             ProcessCollector(registry=None),
             ScrapeHealthCollector(self.health),  # last: it reports the errors of the scrape it ends

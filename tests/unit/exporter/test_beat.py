@@ -53,9 +53,3 @@ def test_no_beat_ever_means_empty_families_not_an_error():
     assert names == {"candleflow_beat_next_run_timestamp_seconds", "candleflow_beat_last_run_timestamp_seconds"}
     assert health.snapshot()[0] == {}
 
-
-def test_the_exporter_reads_the_schedule_under_the_prefix_the_beat_writes_it():
-    from services.core.config import load_settings
-    from services.scheduler.beat import app as beat_app
-
-    assert load_settings().exporter_redbeat_key_prefix == beat_app.conf.redbeat_key_prefix == PREFIX

@@ -48,3 +48,19 @@ def test_db_refresh_0_leaves_the_postgres_reads_to_each_scrape():
     exporter = Exporter(sender_app(), FakeRedis(), FakeEngine({}), load_settings(exporter_db_refresh_s=0))
     assert exporter.refresher is None
     assert exporter.pipeline.refresh_interval_s == 0
+
+
+# The beat's own RedBeat configuration draws this warning; the key names are what is tested here.
+@pytest.mark.filterwarnings("ignore:RedBeat will stop falling back:DeprecationWarning")
+def test_the_exporter_reads_the_schedule_where_the_beat_writes_it():
+    from redbeat.schedulers import RedBeatConfig
+
+    from services.scheduler.beat import app as beat_app
+
+    redbeat = RedBeatConfig(beat_app)  # the key names RedBeat derives from the beat's configuration
+    client = FakeRedis()
+    client.zadd(redbeat.schedule_key, {f"{redbeat.key_prefix}pipeline-all-hourly": 1_700_000_000.0})
+    exporter = Exporter(sender_app(), client, FakeEngine({}), load_settings())
+    next_run = exporter.registry.get_sample_value("candleflow_beat_next_run_timestamp_seconds",
+                                                  {"entry": "pipeline-all-hourly"})
+    assert next_run == 1_700_000_000.0
