@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from services.core.config import Settings
@@ -160,3 +161,19 @@ def test_the_runbook_states_the_workers_stop_grace_that_compose_sets():
 def test_the_workers_stop_grace_outlasts_a_task_at_its_default_time_limit():
     grace = compose_file("docker-compose.yml")["x-worker"]["stop_grace_period"]
     assert _minutes(grace) * 60 > Settings.model_fields["task_time_limit_s"].default
+
+
+# The beat's own RedBeat configuration draws this warning; the key names are what is tested here.
+@pytest.mark.filterwarnings("ignore:RedBeat will stop falling back:DeprecationWarning")
+def test_the_runbook_names_the_redis_keys_candleflow_writes():
+    from redbeat.schedulers import RedBeatConfig
+
+    from services.core import keys
+    from services.scheduler.beat import app as beat_app
+
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    redbeat = RedBeatConfig(beat_app)
+    run_locks = keys.run_lock("all", {}).split("run-lock:")[0] + "run-lock:*"
+    named = {redbeat.lock_key, redbeat.schedule_key, run_locks}
+    missing = {key for key in named if key not in runbook}
+    assert not missing, f"docs/operations.md names none of {sorted(missing)}"
