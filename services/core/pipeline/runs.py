@@ -21,6 +21,7 @@ __all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "RunRequest", "InvalidRunReques
            "submit_run", "request_of", "release_run", "run_status"]
 
 RUN_STATES = ("PENDING", "STARTED", "SUCCESS", "PARTIAL", "FAILURE")
+_LONGEST_VALUE = 64
 # Scope fields a kind may require, in the order they are asked for, with an example of each.
 _EXAMPLES = {"symbol": "BASE/QUOTE", "since": "<ISO date>"}
 
@@ -54,6 +55,11 @@ class RunRequest:
 def validate_request(kind: str | None, symbol: str | None = None, timeframe: str | None = None,
                      since: str | None = None, until: str | None = None) -> RunRequest:
     """Check every parameter; InvalidRunRequest names the first bad one."""
+    for name, value in (("task", kind), ("symbol", symbol), ("timeframe", timeframe), ("since", since),
+                        ("until", until)):
+        # Refused before any message quotes it back: an error must not echo kilobytes.
+        if value is not None and len(value) > _LONGEST_VALUE:
+            raise InvalidRunRequest(name, f"{name} is {len(value)} characters long; at most {_LONGEST_VALUE}")
     if kind not in KIND_STAGES:
         raise InvalidRunRequest("task", f"unknown task type {kind!r}; valid types: {', '.join(KINDS)}")
     if symbol is not None and not SYMBOL_RE.fullmatch(symbol):

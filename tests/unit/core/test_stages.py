@@ -81,3 +81,9 @@ def test_a_run_succeeds_when_no_instrument_failed_is_partial_with_some_and_fails
     assert summarise([_carry("BTC/USD"), _carry("ZZ/ZZ", bad)]) == (
         "PARTIAL", [{"instrument": "ZZ/ZZ 1h", "stage": "ohlc", "error": "BadSymbol: ZZ/ZZ"}])
     assert summarise([_carry("ZZ/ZZ", bad)])[0] == "FAILURE"
+
+
+def test_an_overlong_value_is_refused_by_its_length_without_being_quoted_back():
+    with pytest.raises(InvalidRunRequest) as refused:
+        validate_request("ohlc", timeframe="1" * 5000 + "h")
+    assert refused.value.parameter == "timeframe" and len(str(refused.value)) < 100
