@@ -24,7 +24,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _report_line(report) -> str:
-    failed = f", {len(report.failed)} FAILED windows (see fetch_ledger; `candleflow repair` retries)" if report.failed else ""
+    failed = (f", {len(report.failed)} FAILED windows (see fetch_ledger; `candleflow repair` retries)"
+              if report.failed else "")
     return (f"{report.symbol} {report.timeframe}: {report.candles} candles in {report.windows} windows, "
             f"{report.rejected} rejected, {report.missing} missing{failed}")
 
@@ -92,20 +93,30 @@ def _exchange_sim(argv: list[str]) -> int:
     return sim_main(argv) or 0
 
 
+# Where each Procfile variable points unless the environment says otherwise.
+_RUN_LOCAL_DEFAULTS = {"API_PORT": "8000", "SIM_PORT": "8090", "EXPORTER_PORT": "9808", "EXPORTER_BIND": "127.0.0.1"}
+
+
 def _run_local(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from services.cli.procfile import run_procfile
+    from services.cli.procfile import parse_procfile, run_procfile
     from services.core.migrate import upgrade_database
 
+    procfile = Path(args.procfile).resolve()
+    specs = parse_procfile(procfile.read_text())
+    unknown = sorted(set(args.only or ()) - {spec.name for spec in specs})
+    if unknown:
+        raise ValueError(f"no Procfile entry {', '.join(unknown)}; entries: {', '.join(s.name for s in specs)}")
+    specs = [spec for spec in specs if not args.only or spec.name in args.only]
+
     settings = get_settings()
-    upgrade_database(settings.database_url)
-    env = {"API_PORT": "8000", "SIM_PORT": "8090", "EXPORTER_PORT": "9808", "EXPORTER_BIND": "127.0.0.1",
-           "SYMBOLS": ",".join(settings.symbols), **os.environ}
+    env = {**_RUN_LOCAL_DEFAULTS, "SYMBOLS": ",".join(settings.symbols), **os.environ}
     # The entries name console scripts of this environment (celery, gunicorn), wherever it lives.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return run_procfile(Path(args.procfile), env, only=args.only)
+    upgrade_database(settings.database_url)
+    return run_procfile(specs, env, cwd=procfile.parent)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from services.exchange_sim.server import running_simulator
 
@@ -21,7 +24,8 @@ def run_cli(engine, database_url, redis_url):
     with running_simulator(symbols=["BTC/USD", "ETH/USD"], now="2024-03-01T00:30:00Z") as (url, _):
         base = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "EXCHANGE": "binance",
                 "EXCHANGE_API_URL": url, "SYMBOLS": "BTC/USD,ETH/USD", "TIMEFRAMES": "1h",
-                "SYNC_LOOKBACK_BARS": "24", "EXCHANGE_CLOCK_RECHECK_S": "0", "FETCH_RETRIES": "1", "BACKOFF_BASE_S": "0.01"}
+                "SYNC_LOOKBACK_BARS": "24", "EXCHANGE_CLOCK_RECHECK_S": "0", "FETCH_RETRIES": "1",
+                "BACKOFF_BASE_S": "0.01"}
 
         def run(*args: str, **env: str) -> subprocess.CompletedProcess:
             return subprocess.run([CLI, *args], env={**base, **env}, capture_output=True, text=True, timeout=120)
@@ -63,3 +67,56 @@ def test_a_malformed_variable_stops_the_command_naming_it(run_cli):
     result = run_cli("sync", SYMBOLS="btcusd")
     assert result.returncode == 2
     assert "SYMBOLS" in result.stderr and "BASE/QUOTE" in result.stderr
+
+
+@pytest.fixture()
+def run_local(database_url, redis_url, tmp_path):
+    """`candleflow run-local` on a scratch Procfile in an empty directory (no .env), with a 60 s cap."""
+    def run(procfile: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+        (tmp_path / "Procfile").write_text(procfile)
+        base = {key: value for key, value in os.environ.items() if key not in ("EXCHANGE", "EXCHANGE_API_URL")}
+        return subprocess.run([CLI, "run-local", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              env={**base, "DATABASE_URL": database_url, "REDIS_URL": redis_url, **env})
+    return run
+
+
+def test_run_local_prefixes_each_line_and_stops_everything_with_the_first_exit_code(run_local):
+    started = time.monotonic()
+    result = run_local("talker: echo hello from talker; sleep 50\n"
+                       "quitter: sleep 1; exit 3\n"
+                       "sleeper: trap 'echo caught TERM; exit 0' TERM; while :; do sleep 0.1; done\n")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert re.search(r"^\d\d:\d\d:\d\d talker +\| hello from talker$", result.stdout, re.M), result.stdout
+    assert re.search(r"^\d\d:\d\d:\d\d sleeper +\| caught TERM$", result.stdout, re.M), result.stdout
+    assert time.monotonic() - started < 30  # talker's sleep 50 was cut short
+
+
+@pytest.fixture()
+def empty_database_url(engine, database_url):
+    """A database created empty on the suite's server, dropped afterwards."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("CREATE DATABASE run_local_scratch"))
+    yield database_url.rsplit("/", 1)[0] + "/run_local_scratch"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("DROP DATABASE run_local_scratch WITH (FORCE)"))
+
+
+def test_run_local_migrates_before_starting_the_processes(run_local, empty_database_url):
+    # The process sees the schema at head: alembic_version holds a revision.
+    check = ("python -c 'import os, sqlalchemy as sa; c = sa.create_engine(os.environ[\"DATABASE_URL\"]).connect(); "
+             "print(\"revision\", c.execute(sa.text(\"SELECT version_num FROM alembic_version\")).scalar_one())'")
+    result = run_local(f"check: {check}\n", EXCHANGE="binance", DATABASE_URL=empty_database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"check +\| revision \w+$", result.stdout, re.M), result.stdout
+
+
+def test_run_local_only_starts_the_entries_named_by_only(run_local):
+    result = run_local("first: echo first ran\nsecond: echo second ran\n", "--only", "second", EXCHANGE="binance")
+    assert result.returncode == 0, result.stderr
+    assert "second ran" in result.stdout and "first ran" not in result.stdout
+
+
+def test_run_local_refuses_an_only_entry_the_procfile_lacks(run_local):
+    result = run_local("first: echo first ran\n", "--only", "nosuch", EXCHANGE="binance")
+    assert result.returncode == 2
+    assert "no Procfile entry nosuch" in result.stderr and "first ran" not in result.stdout

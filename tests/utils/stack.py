@@ -15,7 +15,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from services.cli.procfile import ProcessSpec, parse_procfile, start_process
+from services.cli.procfile import ProcessSpec, parse_procfile
 from tests.utils.servers import free_port, wait_for_port
 
 __all__ = ["LocalStack", "http"]
@@ -48,17 +48,19 @@ class LocalStack:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "REDIS_URL": redis_url, "DATABASE_URL": database_url, "API_TOKEN": TOKEN,
             "EXCHANGE": "binance", "EXCHANGE_API_URL": f"http://127.0.0.1:{self.sim_port}",
-            "SYMBOLS": ",".join(symbols), "TIMEFRAMES": "1h", "SIM_SYMBOLS": ",".join(symbols),
+            "SYMBOLS": ",".join(symbols), "TIMEFRAMES": "1h",
             "API_PORT": str(self.api_port), "SIM_PORT": str(self.sim_port),
             "EXPORTER_PORT": str(self.exporter_port), "EXPORTER_BIND": "127.0.0.1",
-            "FETCH_RETRIES": "2", "EXCHANGE_CLOCK_RECHECK_S": "0", "EXCHANGE_RATE_LIMIT_PER_S": "1000", "BACKOFF_BASE_S": "0.05", "BACKOFF_MAX_S": "0.2", "ENVIRONMENT": "test",
+            # start-api empties this directory: never the default one another stack on this host may use.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.logs / "api-metrics"),
+            "FETCH_RETRIES": "2", "EXCHANGE_CLOCK_RECHECK_S": "0", "EXCHANGE_RATE_LIMIT_PER_S": "1000",
+            "BACKOFF_BASE_S": "0.05", "BACKOFF_MAX_S": "0.2", "ENVIRONMENT": "test",
             **(extra_env or {}),
         }
         self.specs = {s.name: s for s in parse_procfile((ROOT / "Procfile").read_text())}
-        # The simulator's clock is frozen so that every run sees the same market.
-        self.specs["exchange-sim"] = ProcessSpec(
-            "exchange-sim", f"candleflow exchange-sim --port ${{SIM_PORT}} --symbols ${{SIM_SYMBOLS}} "
-                            f"--now {sim_now} --clock-rate 0")
+        # The simulator's clock is frozen so that every run sees the same market (later flags win).
+        sim = self.specs["exchange-sim"]
+        self.specs["exchange-sim"] = ProcessSpec(sim.name, f"{sim.command} --now {sim_now} --clock-rate 0")
         self.processes: dict[str, subprocess.Popen] = {}
         self.control = Celery(broker=redis_url)
 
@@ -67,8 +69,11 @@ class LocalStack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, name: str, **env: str) -> None:
-        log = open(self.logs / f"{name}.log", "a")
-        self.processes[name] = start_process(self.specs[name], {**self.env, **env}, output=log)
+        """Start one entry as honcho would: its line under /bin/sh, from the repository root, in its own
+        process group (so stopping it stops its children too)."""
+        with open(self.logs / f"{name}.log", "a") as log:
+            self.processes[name] = subprocess.Popen(self.specs[name].argv(), env={**self.env, **env}, cwd=ROOT,
+                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name)
