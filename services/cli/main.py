@@ -115,6 +115,12 @@ def _run_local(args: argparse.Namespace) -> int:
     env = {**_RUN_LOCAL_DEFAULTS, "SYMBOLS": ",".join(settings.symbols), **os.environ}
     # The entries name console scripts of this environment (celery, gunicorn), wherever it lives.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Fields set by the environment or .env, not defaults: with no exchange chosen, the workers
+    # would poll the real default exchange; a first run should work offline, as compose's demo does.
+    if not {"exchange", "exchange_api_url"} & settings.model_fields_set:
+        env["EXCHANGE"], env["EXCHANGE_API_URL"] = "binance", f"http://127.0.0.1:{env['SIM_PORT']}"
+        print(f"run-local: no EXCHANGE or EXCHANGE_API_URL set, so the workers use the demo exchange "
+              f"(exchange-sim) at {env['EXCHANGE_API_URL']}", flush=True)
     upgrade_database(settings.database_url)
     return run_procfile(specs, env, cwd=procfile.parent)
 

@@ -120,3 +120,18 @@ def test_run_local_refuses_an_only_entry_the_procfile_lacks(run_local):
     result = run_local("first: echo first ran\n", "--only", "nosuch", EXCHANGE="binance")
     assert result.returncode == 2
     assert "no Procfile entry nosuch" in result.stderr and "first ran" not in result.stdout
+
+
+def test_run_local_with_no_exchange_configured_points_the_workers_at_its_simulator(run_local):
+    result = run_local('show: echo "exchange=$EXCHANGE url=$EXCHANGE_API_URL"\n', SIM_PORT="8123")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("demo exchange") == 1
+    assert "exchange=binance url=http://127.0.0.1:8123" in result.stdout
+
+
+def test_run_local_leaves_a_configured_exchange_alone(run_local, tmp_path):
+    (tmp_path / ".env").write_text("EXCHANGE_API_URL=https://exchange.example\n")
+    result = run_local('show: echo "exchange=${EXCHANGE:-unset} url=${EXCHANGE_API_URL:-unset}"\n')
+    assert result.returncode == 0, result.stderr
+    assert "demo exchange" not in result.stdout
+    assert "exchange=unset url=unset" in result.stdout  # the process reads .env itself

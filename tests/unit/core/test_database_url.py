@@ -29,5 +29,5 @@ def test_another_driver_is_refused_with_the_scheme_to_use_instead(monkeypatch, d
 @pytest.mark.parametrize("url", ["mysql://x@localhost/db", "localhost:5432/candleflow", "postgresqlx://x"])
 def test_a_url_that_is_not_postgres_is_refused(monkeypatch, url):
     monkeypatch.setenv("DATABASE_URL", url)
-    with pytest.raises(ConfigurationError, match="DATABASE_URL.*must be a postgresql:// URL"):
+    with pytest.raises(ConfigurationError, match=r"DATABASE_URL.*must be a postgresql:// URL"):
         load_settings()
