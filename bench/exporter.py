@@ -105,8 +105,8 @@ def main() -> None:
         os.environ.update(REDIS_URL=redis_url, DATABASE_URL=database_url)
         upgrade_database(database_url)
         from services.core.celery_app import app  # after REDIS_URL is set: it is read at import
+        from services.core.config import load_settings
         from services.exporter.service import Exporter
-        from services.exporter.settings import ExporterSettings
 
         started = time.perf_counter()
         _fill_postgres(database_url, args.instruments, args.bars)
@@ -117,8 +117,8 @@ def main() -> None:
         engine, client = create_engine(database_url), redis.Redis.from_url(redis_url)
         failed = False
         for label, settings in (
-            ("default: Postgres read every 15 s in the background", ExporterSettings(db_refresh_s=15)),
-            ("EXPORTER_DB_REFRESH_S=0: Postgres read during every scrape", ExporterSettings(db_refresh_s=0)),
+            ("default: Postgres read every 15 s in the background", load_settings(exporter_db_refresh_s=15)),
+            ("EXPORTER_DB_REFRESH_S=0: Postgres read during every scrape", load_settings(exporter_db_refresh_s=0)),
         ):
             exporter = Exporter(app, client, engine, settings)
             exporter.workers.record_poll({f"worker-{n}@bench": frozenset({q}) for n, q in

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     schedule_overrides: dict = Field(default_factory=dict, description="JSON: job name → fields or null")
     beat_lock_timeout_s: int = Field(60, ge=15)
     runs_retention_days: int = Field(30, gt=0)
+    # Instruments per stage task: large enough that Celery's per-task cost fades, small enough
+    # that a batch's sync stays well inside TASK_TIME_LIMIT_S at the exchange's rate limit.
+    pipeline_batch_size: int = Field(50, gt=0, le=1000)
     # The exporter: where it listens and how hard it may lean on Redis, Postgres and the workers.
     exporter_port: int = Field(9808, gt=0, lt=65536)
     exporter_bind: str = "0.0.0.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -190,9 +191,15 @@ def _compute_windows(
     return [everything.iloc[end - (bars - first) : end] for end, first in zip(ends, first_new, strict=True)]
 
 
+# A winter and a summer instant: a zone at offset zero at both is UTC under some name
+# (UTC, Etc/UTC, pytz.UTC, …); one with daylight saving is not.
+_PROBES = (datetime(2001, 1, 15), datetime(2001, 7, 15))
+
+
 def _check_index(index: pd.Index) -> None:
     """Refuse an index that is not UTC timestamps: mixed zones would misalign bars."""
-    if not isinstance(index, pd.DatetimeIndex) or str(index.tz) != "UTC":
+    tz = index.tz if isinstance(index, pd.DatetimeIndex) else None
+    if tz is None or any(tz.utcoffset(probe) != timedelta(0) for probe in _PROBES):
         raise ValueError("candles must be indexed by a UTC DatetimeIndex (ts)")
 
 

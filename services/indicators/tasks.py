@@ -9,7 +9,7 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.exceptions import ConfigurationError
-from services.core.pipeline.chain import register_stage
+from services.core.pipeline.chain import per_instrument, register_stage
 from services.core.pipeline.stages import STAGES
 from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant as _instant
@@ -78,8 +78,8 @@ def find_levels(symbol: str, timeframe: str) -> dict:
     return _run(symbol, timeframe, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))
 
 
-indicators_stage = register_stage("indicators", compute_indicators)
-ema_stage = register_stage("ema", compute_ema_channel)
-regime_stage = register_stage("regime", compute_regime)
-patterns_stage = register_stage("patterns", detect_patterns)
-levels_stage = register_stage("levels", find_levels)
+indicators_stage = register_stage("indicators", per_instrument(compute_indicators))
+ema_stage = register_stage("ema", per_instrument(compute_ema_channel))
+regime_stage = register_stage("regime", per_instrument(compute_regime))
+patterns_stage = register_stage("patterns", per_instrument(detect_patterns))
+levels_stage = register_stage("levels", per_instrument(find_levels))

@@ -8,7 +8,7 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.exceptions import RetryableSourceError, SourceError
-from services.core.pipeline.chain import register_stage
+from services.core.pipeline.chain import per_instrument, register_stage
 from services.core.timeparse import parse_instant_ms
 from services.ingest import fetching, store
 from services.ingest.context import worker_context
@@ -79,8 +79,8 @@ def _backfill(symbol: str, timeframe: str, since: str, until: str | None = None)
                                            parse_instant_ms(until) if until else None))
 
 
-ohlc_stage = register_stage("ohlc", _sync)
-backfill_stage = register_stage("backfill", _backfill)
+ohlc_stage = register_stage("ohlc", per_instrument(_sync))
+backfill_stage = register_stage("backfill", per_instrument(_backfill))
 
 
 @app.task(name="ingest.prune_ledger")

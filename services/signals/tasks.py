@@ -7,7 +7,7 @@ import logging
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.pipeline.chain import register_stage
+from services.core.pipeline.chain import per_instrument, register_stage
 from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant
 from services.signals.generation import refresh_signals
@@ -28,4 +28,4 @@ def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> d
     return {"symbol": symbol, "timeframe": timeframe, **result}
 
 
-signals_stage = register_stage("signals", generate_signals)
+signals_stage = register_stage("signals", per_instrument(generate_signals))

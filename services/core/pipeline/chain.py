@@ -1,4 +1,9 @@
-"""An instrument's chain: the carry passed from stage to stage, and the task each stage runs as."""
+"""A batch's chain: the carry passed from stage to stage, and the task each stage runs as.
+
+A run fans out batches of instruments (one timeframe each); every stage task works on
+a whole batch, while outcomes stay per instrument: one instrument's failure is
+reported by name and never fails or retries its neighbours' work.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +12,122 @@ import time
 from collections.abc import Callable
 
 from celery import Task
+from celery.utils.time import get_exponential_backoff_interval
 
 from services.core.celery_app import app
 from services.core.db import get_engine
-from services.core.pipeline.records import record_stage
+from services.core.pipeline.records import record_stages
 from services.core.pipeline.stages import RETRY_POLICY, STAGES, Stage, stage_params
 
-__all__ = ["new_carry", "instrument_label", "run_stage", "register_stage"]
+__all__ = ["BatchWork", "new_carry", "instrument_label", "instrument_outcomes", "per_instrument", "run_stage",
+           "register_stage"]
 
 log = logging.getLogger(__name__)
 
-# work(symbol, timeframe, **the run parameters the stage accepts) → the stage's counts.
-StageWork = Callable[..., dict]
+# work(symbols, timeframe, **the run parameters the stage accepts) → per symbol, its counts or
+# the exception that stopped it. A symbol missing from the answer counts as failed.
+BatchWork = Callable[..., dict[str, dict | Exception]]
 
 
 def instrument_label(symbol: str, timeframe: str) -> str:
     return f"{symbol} {timeframe}"
 
 
-def new_carry(run_id: str, symbol: str, timeframe: str, params: dict) -> dict:
-    """What travels down one instrument's chain: who it is, and what happened so far."""
-    return {"run_id": run_id, "symbol": symbol, "timeframe": timeframe, "params": params,
-            "stages": [], "failed": None}
+def new_carry(run_id: str, symbols: list[str], timeframe: str, params: dict) -> dict:
+    """What travels down one batch's chain: which instruments, and what happened to each so far."""
+    return {"run_id": run_id, "timeframe": timeframe, "params": params, "symbols": list(symbols),
+            "outcomes": {symbol: {"stages": [], "failed": None} for symbol in symbols}}
+
+
+def instrument_outcomes(carries: list[dict]) -> list[dict]:
+    """Every instrument of every batch: symbol, timeframe, its stage entries and first failure."""
+    return [{"symbol": symbol, "timeframe": carry["timeframe"], **carry["outcomes"][symbol]}
+            for carry in carries for symbol in carry["symbols"]]
+
+
+def per_instrument(work_one: Callable[..., dict]) -> BatchWork:
+    """Batch work from a one-instrument function: each symbol in turn, each failure its own."""
+    def work(symbols: list[str], timeframe: str, **params) -> dict[str, dict | Exception]:
+        outcomes: dict[str, dict | Exception] = {}
+        for symbol in symbols:
+            try:
+                outcomes[symbol] = work_one(symbol, timeframe, **params)
+            except Exception as exc:
+                outcomes[symbol] = exc
+        return outcomes
+
+    work.__doc__ = work_one.__doc__
+    work.__name__ = getattr(work_one, "__name__", "work")
+    return work
 
 
 def _will_retry(task: Task | None, stage: Stage, exc: Exception) -> bool:
-    """A transient error with retries left goes back to Celery; anything else is the stage's outcome."""
+    """A transient error with retries left goes back to Celery; anything else is the instrument's outcome."""
     return task is not None and isinstance(exc, stage.retry_for) and task.request.retries < task.max_retries
 
 
-def run_stage(carry: dict, stage: Stage, work: StageWork, task: Task | None = None) -> dict:
-    """Run `work` for the carried instrument unless an earlier stage failed, and record the outcome.
+def _entry(stage: Stage, outcome: dict | Exception | None, seconds: float, batch: int) -> dict:
+    if isinstance(outcome, dict):
+        return {"stage": stage.name, "status": "ok", "seconds": seconds, "batch": batch, **outcome}
+    error = ("RuntimeError: the stage gave no outcome for this instrument" if outcome is None
+             else f"{type(outcome).__name__}: {outcome}")[:1000]
+    return {"stage": stage.name, "status": "failed", "seconds": seconds, "batch": batch, "error": error}
 
-    A permanent failure is carried to the end of the chain, so one instrument's failure
-    is reported by name while the others complete. A transient one (`stage.retry_for`)
-    is raised while the task has retries left, for Celery to retry with backoff; once
-    they are spent it is carried like any other failure.
+
+def _skipped(stage: Stage, failed: dict) -> dict:
+    return {"stage": stage.name, "status": "skipped", "reason": f"{failed['stage']} failed"}
+
+
+def _has_entry(outcome: dict, stage: Stage) -> bool:
+    return any(entry["stage"] == stage.name for entry in outcome["stages"])
+
+
+def run_stage(carry: dict, stage: Stage, work: BatchWork, task: Task | None = None) -> dict:
+    """Run `work` on the batch's instruments still going, record each outcome, and pass the carry on.
+
+    Instruments that failed an earlier stage are skipped; those this stage already settled
+    (a retry of the same batch) are not run again. A permanent failure is the instrument's
+    outcome. A transient one (`stage.retry_for`) sends the batch back to Celery while
+    retries are left, carrying what its neighbours already did, so only the instruments
+    that hit it run again; once the retries are spent it is carried like any failure.
     """
-    label = instrument_label(carry["symbol"], carry["timeframe"])
-    if carry["failed"]:
-        entry = {"stage": stage.name, "status": "skipped", "reason": f"{carry['failed']['stage']} failed"}
-    else:
-        started = time.monotonic()
-        try:
-            result = work(carry["symbol"], carry["timeframe"], **stage_params(stage, carry["params"]))
-            entry = {"stage": stage.name, "status": "ok", "seconds": round(time.monotonic() - started, 3), **result}
-        except Exception as exc:
-            if _will_retry(task, stage, exc):
-                log.warning("run %s: %s %s: %s; retrying", carry["run_id"], label, stage.name, exc)
-                raise
-            error = f"{type(exc).__name__}: {exc}"[:1000]
-            log.error("run %s: %s %s failed: %s", carry["run_id"], label, stage.name, error)
-            entry = {"stage": stage.name, "status": "failed", "seconds": round(time.monotonic() - started, 3),
-                     "error": error}
-            carry["failed"] = {"stage": stage.name, "error": error}
-    carry["stages"].append(entry)
+    outcomes = carry["outcomes"]
+    todo = [symbol for symbol in carry["symbols"] if not _has_entry(outcomes[symbol], stage)]
+    settled = [(symbol, _skipped(stage, outcomes[symbol]["failed"])) for symbol in todo if outcomes[symbol]["failed"]]
+    pending = [symbol for symbol in todo if not outcomes[symbol]["failed"]]
+    started = time.monotonic()
+    results = work(pending, carry["timeframe"], **stage_params(stage, carry["params"])) if pending else {}
+    seconds = round(time.monotonic() - started, 3)
+    retry = [(symbol, results[symbol]) for symbol in pending
+             if isinstance(results.get(symbol), Exception) and _will_retry(task, stage, results[symbol])]
+    retried = {symbol for symbol, _ in retry}
+    settled += [(symbol, _entry(stage, results.get(symbol), seconds, len(pending)))
+                for symbol in pending if symbol not in retried]
+    for symbol, entry in settled:
+        outcomes[symbol]["stages"].append(entry)
+        if entry["status"] == "failed":
+            log.error("run %s: %s %s failed: %s", carry["run_id"], instrument_label(symbol, carry["timeframe"]),
+                      stage.name, entry["error"])
+            outcomes[symbol]["failed"] = {"stage": stage.name, "error": entry["error"]}
     with get_engine().begin() as conn:
-        record_stage(conn, carry["run_id"], label, entry)
+        record_stages(conn, carry["run_id"], [(instrument_label(s, carry["timeframe"]), e) for s, e in settled])
+    if retry:
+        _send_back(task, carry, stage, retry)
     return carry
 
 
-def register_stage(name: str, work: StageWork) -> Task:
+def _send_back(task: Task, carry: dict, stage: Stage, retry: list[tuple[str, Exception]]) -> None:
+    """Retry the batch with its carry as it now stands, so settled instruments are not redone."""
+    symbol, exc = retry[0]
+    log.warning("run %s: %d instrument(s) of a %s batch hit %s (%s first); retrying them",
+                carry["run_id"], len(retry), stage.name, type(exc).__name__, symbol)
+    countdown = get_exponential_backoff_interval(
+        factor=RETRY_POLICY["retry_backoff"], retries=task.request.retries,
+        maximum=RETRY_POLICY["retry_backoff_max"], full_jitter=RETRY_POLICY["retry_jitter"])
+    raise task.retry(args=(carry,), kwargs={}, exc=exc, countdown=countdown)
+
+
+def register_stage(name: str, work: BatchWork) -> Task:
     """The Celery task of stage `name` from the stage table: its task name, queue and retries."""
     stage = STAGES[name]
 

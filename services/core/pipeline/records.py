@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import Connection, text
 
-__all__ = ["insert_run", "record_stage", "finish_run_row", "fail_run_row", "fail_lost_runs", "delete_runs_before",
+__all__ = ["insert_run", "record_stages", "finish_run_row", "fail_run_row", "fail_lost_runs", "delete_runs_before",
            "read_run", "read_stage_progress"]
 
 _RUN_COLUMNS = "id, kind, scope, state, stages, errors, created_at, started_at, finished_at"
@@ -20,16 +20,19 @@ def insert_run(conn: Connection, run_id: str, kind: str, scope: dict) -> None:
         ON CONFLICT (id) DO NOTHING"""), {"id": run_id, "kind": kind, "scope": json.dumps(scope)})
 
 
-def record_stage(conn: Connection, run_id: str, instrument: str, entry: dict) -> None:
-    """One stage's outcome for one instrument, as it finishes.
+def record_stages(conn: Connection, run_id: str, entries: list[tuple[str, dict]]) -> None:
+    """Stage outcomes (instrument label, entry) as a batch settles them.
 
     Rows, not one shared JSON document, so a thousand instruments never queue on one row lock.
     """
+    if not entries:
+        return
     conn.execute(text("""
         INSERT INTO pipeline_stage_results (run_id, instrument, stage, result)
         VALUES (:id, :instrument, :stage, CAST(:entry AS jsonb))
         ON CONFLICT (run_id, instrument, stage) DO UPDATE SET result = EXCLUDED.result, recorded_at = now()"""),
-        {"id": run_id, "instrument": instrument, "stage": entry["stage"], "entry": json.dumps(entry)})
+        [{"id": run_id, "instrument": label, "stage": entry["stage"], "entry": json.dumps(entry)}
+         for label, entry in entries])
 
 
 def finish_run_row(conn: Connection, run_id: str, state: str, stages: dict, errors: list[dict]) -> None:

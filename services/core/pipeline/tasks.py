@@ -12,11 +12,12 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline import records
-from services.core.pipeline.chain import instrument_label, new_carry
+from services.core.pipeline.chain import instrument_label, instrument_outcomes, new_carry
 from services.core.pipeline.runs import claim_run, release_run, request_of
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
 
-__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "ping", "plan_instruments", "summarise"]
+__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "ping", "plan_instruments", "plan_batches",
+           "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,18 @@ def plan_instruments(scope: dict, symbols: list[str], timeframes: list[str]) -> 
     return [(symbol, timeframe) for symbol in chosen_symbols for timeframe in chosen_timeframes]
 
 
-def _instrument_chain(run_id: str, kind: str, symbol: str, timeframe: str, params: dict):
+def plan_batches(instruments: list[tuple[str, str]], size: int) -> list[tuple[str, list[str]]]:
+    """(timeframe, symbols) batches of at most `size` instruments, each of one timeframe, in plan order."""
+    by_timeframe: dict[str, list[str]] = {}
+    for symbol, timeframe in instruments:
+        by_timeframe.setdefault(timeframe, []).append(symbol)
+    return [(timeframe, symbols[start:start + size])
+            for timeframe, symbols in by_timeframe.items() for start in range(0, len(symbols), size)]
+
+
+def _batch_chain(run_id: str, kind: str, timeframe: str, symbols: list[str], params: dict):
     stages = [app.signature(STAGES[name].task) for name in KIND_STAGES[kind]]
-    stages[0] = stages[0].clone(args=(new_carry(run_id, symbol, timeframe, params),))
+    stages[0] = stages[0].clone(args=(new_carry(run_id, symbols, timeframe, params),))
     return chain(*stages)
 
 
@@ -40,7 +50,7 @@ _TRANSIENT = {"autoretry_for": TRANSIENT_ERRORS, **RETRY_POLICY}
 
 @app.task(name="pipeline.start", bind=True, **_TRANSIENT)
 def start_run(self, kind: str, scope: dict) -> dict:
-    """Record the run, then fan out one chain per instrument; `pipeline.finish` closes it."""
+    """Record the run, then fan out one chain per batch of instruments; `pipeline.finish` closes it."""
     run_id = self.request.id
     client = redis.Redis.from_url(get_settings().redis_url)
     # Beat-started runs arrive without the API's claim; a run still going wins.
@@ -62,7 +72,8 @@ def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict) -> dict:
     with get_engine().begin() as conn:
         records.insert_run(conn, run_id, kind, scope)
     params = {k: scope[k] for k in ("since", "until") if k in scope}
-    chains = [_instrument_chain(run_id, kind, symbol, timeframe, params) for symbol, timeframe in instruments]
+    batches = plan_batches(instruments, settings.pipeline_batch_size)
+    chains = [_batch_chain(run_id, kind, timeframe, symbols, params) for timeframe, symbols in batches]
     finish = app.signature("pipeline.finish", args=(run_id, kind, scope))
     finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope}))
     # A redelivered start (worker lost after dispatching) must not fan out a second time.
@@ -70,24 +81,27 @@ def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict) -> dict:
         log.warning("run %s already dispatched; redelivery ignored", run_id)
         return {"run_id": run_id, "redelivered": True}
     chord(chains)(finish)
-    log.info("run %s (%s %s): %d instrument chain(s) queued", run_id, kind, scope, len(chains))
+    log.info("run %s (%s %s): %d instrument(s) in %d batch chain(s) queued", run_id, kind, scope,
+             len(instruments), len(chains))
     return {"run_id": run_id, "instruments": [instrument_label(*pair) for pair in instruments]}
 
 
-def summarise(carries: list[dict]) -> tuple[str, list[dict]]:
-    """The run's final state and the failures named: all ok → SUCCESS, some → PARTIAL, none → FAILURE."""
-    errors = [{"instrument": instrument_label(c["symbol"], c["timeframe"]), **c["failed"]}
-              for c in carries if c.get("failed")]
+def summarise(outcomes: list[dict]) -> tuple[str, list[dict]]:
+    """The run's final state from its instruments' outcomes, failures named: all ok → SUCCESS,
+    some failed → PARTIAL, all failed → FAILURE."""
+    errors = [{"instrument": instrument_label(o["symbol"], o["timeframe"]), **o["failed"]}
+              for o in outcomes if o.get("failed")]
     if not errors:
         return "SUCCESS", []
-    return ("FAILURE" if len(errors) == len(carries) else "PARTIAL"), errors
+    return ("FAILURE" if len(errors) == len(outcomes) else "PARTIAL"), errors
 
 
 @app.task(name="pipeline.finish", **_TRANSIENT)
 def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict:
     """Write the run's final state, then let the next run of this kind and scope start."""
-    state, errors = summarise(carries)
-    stages = {instrument_label(c["symbol"], c["timeframe"]): c["stages"] for c in carries}
+    outcomes = instrument_outcomes(carries)
+    state, errors = summarise(outcomes)
+    stages = {instrument_label(o["symbol"], o["timeframe"]): o["stages"] for o in outcomes}
     with get_engine().begin() as conn:
         records.finish_run_row(conn, run_id, state, stages, errors)
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)

@@ -10,7 +10,7 @@ import pytest
 from services.core.celery_app import QUEUES, TASK_ROUTES
 from services.core.pipeline.runs import InvalidRunRequest, validate_request
 from services.core.pipeline.stages import KIND_STAGES, STAGES, stage_params
-from services.core.pipeline.tasks import plan_instruments, summarise
+from services.core.pipeline.tasks import plan_batches, plan_instruments, summarise
 
 
 def test_every_kind_is_a_tuple_of_stages_from_the_table():
@@ -87,3 +87,10 @@ def test_an_overlong_value_is_refused_by_its_length_without_being_quoted_back():
     with pytest.raises(InvalidRunRequest) as refused:
         validate_request("ohlc", timeframe="1" * 5000 + "h")
     assert refused.value.parameter == "timeframe" and len(str(refused.value)) < 100
+
+
+def test_batches_hold_one_timeframe_each_and_at_most_the_batch_size():
+    instruments = plan_instruments({}, ["A/USD", "B/USD", "C/USD"], ["1h", "4h"])
+    assert plan_batches(instruments, 2) == [
+        ("1h", ["A/USD", "B/USD"]), ("1h", ["C/USD"]), ("4h", ["A/USD", "B/USD"]), ("4h", ["C/USD"])]
+    assert plan_batches(instruments, 50) == [("1h", ["A/USD", "B/USD", "C/USD"]), ("4h", ["A/USD", "B/USD", "C/USD"])]
