@@ -16,6 +16,7 @@ __all__ = [
     "WindowResult",
     "last_closed_ts",
     "upsert_candles",
+    "upsert_candle_batch",
     "store_rejections",
     "record_window",
     "windows_to_repair",
@@ -40,14 +41,21 @@ _CANDLE_COLUMNS = ("instrument_id", "timeframe", "ts", "open", "high", "low", "c
 
 def upsert_candles(conn: Connection, instrument_id: int, timeframe: str,
                    rows: Iterable[tuple[int, float, float, float, float, float, bool]]) -> int:
-    """Bulk-merge rows (ts_ms, o, h, l, c, v, is_closed); returns rows inserted or replaced.
+    """Bulk-merge one instrument's rows (ts_ms, o, h, l, c, v, is_closed); returns rows inserted or replaced."""
+    return upsert_candle_batch(conn, timeframe, ((instrument_id, *row) for row in rows))
+
+
+def upsert_candle_batch(conn: Connection, timeframe: str,
+                        rows: Iterable[tuple[int, int, float, float, float, float, float, bool]]) -> int:
+    """Bulk-merge rows of many instruments (instrument_id, ts_ms, o, h, l, c, v, is_closed) in one statement.
 
     Closed candles are immutable: only a stored open candle may be replaced, and
     only when something changed, so re-running a fetch rewrites nothing.
     """
     return copy_upsert(
         conn, "candles", _CANDLE_COLUMNS, ("instrument_id", "timeframe", "ts"),
-        ((instrument_id, timeframe, ms_to_datetime(ts), o, h, l, c, v, closed) for ts, o, h, l, c, v, closed in rows),
+        ((instrument_id, timeframe, ms_to_datetime(ts), o, h, l, c, v, closed)
+         for instrument_id, ts, o, h, l, c, v, closed in rows),
         update=("open", "high", "low", "close", "volume", "is_closed"),
         update_where="NOT t.is_closed",
         stamp="updated_at",
