@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Instruments per stage task: large enough that Celery's per-task cost fades, small enough
     # that a batch's sync stays well inside TASK_TIME_LIMIT_S at the exchange's rate limit.
     pipeline_batch_size: int = Field(50, gt=0, le=1000)
+    # Threads fetching a batch in each ingest process; the shared rate limit still spaces
+    # every request, so more threads only hide the exchange's latency.
+    ingest_concurrency: int = Field(8, gt=0, le=64)
     # The exporter: where it listens and how hard it may lean on Redis, Postgres and the workers.
     exporter_port: int = Field(9808, gt=0, lt=65536)
     exporter_bind: str = "0.0.0.0"

@@ -16,17 +16,19 @@ from services.ingest.sources.ccxt_source import CcxtSource
 __all__ = ["build_context", "worker_context"]
 
 
-def build_context(settings: Settings) -> IngestContext:
+def build_context(settings: Settings, retry_clock: bool = True) -> IngestContext:
     """A ccxt source throttled by the Redis-shared limiter, writing to DATABASE_URL."""
     limiter = SharedRateLimiter(redis.Redis.from_url(settings.redis_url), settings.exchange,
                                 settings.exchange_rate_limit_per_s)
     source = CcxtSource(settings.exchange, settings.exchange_api_url, settings.exchange_timeout_ms,
                         throttle=limiter.acquire, clock_recheck_s=settings.exchange_clock_recheck_s)
     policy = RetryPolicy(settings.fetch_retries, settings.backoff_base_s, settings.backoff_max_s)
-    return IngestContext(source=source, engine=engine_for(settings.database_url), policy=policy)
+    return IngestContext(source=source, engine=engine_for(settings.database_url), policy=policy,
+                         retry_clock=retry_clock)
 
 
 @lru_cache(maxsize=1)
 def worker_context() -> IngestContext:
-    """The context of this worker process; markets are loaded once and reused."""
-    return build_context(get_settings())
+    """The context of this worker process; markets are loaded once and reused. An unreadable
+    clock raises at once: the task's own retry (with backoff) takes it from there."""
+    return build_context(get_settings(), retry_clock=False)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.core.store.instruments import ensure_instrument
@@ -17,11 +18,11 @@ from services.ingest import store
 from services.ingest.retry import RetriesExhausted, RetryPolicy, call_with_retries
 from services.ingest.sources.base import CandleSource
 from services.ingest.store import WindowResult
-from services.ingest.validate import validate_candles
+from services.ingest.validate import Rejection, validate_candles
 from services.ingest.windows import align_down, expected_bars, is_closed, plan_windows
 
-__all__ = ["IngestContext", "WindowResult", "RunReport", "fetch_window", "backfill", "sync_instrument",
-           "repair_windows"]
+__all__ = ["IngestContext", "WindowResult", "RunReport", "FetchedWindow", "download_window", "store_windows",
+           "fetch_window", "backfill", "sync_batch", "sync_instrument", "repair_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ class IngestContext:
     engine: Engine
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] | None = None
+    # Under Celery an unreadable exchange clock is the task's to retry (with its own backoff);
+    # a second loop of sleeps inside the worker would only hold the worker process. The CLI,
+    # with no Celery around it, retries here.
+    retry_clock: bool = True
 
 
 @dataclass
@@ -76,24 +81,34 @@ def _in_window(row: object, start_ms: int, end_ms: int) -> bool:
     return not isinstance(ts, (int, float)) or start_ms <= ts < end_ms
 
 
-def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timeframe,
-                 start_ms: int, end_ms: int, now_ms: int) -> WindowResult:
-    """Download, validate and store one window; the ledger records the outcome either way.
+@dataclass
+class FetchedWindow:
+    """One window downloaded and validated, not yet stored: what `store_windows` writes."""
 
-    Transient failures are retried with backoff and, when exhausted, recorded as a
-    failed window for the repair task. Permanent failures are recorded, then raised.
+    instrument_id: int
+    symbol: str
+    result: WindowResult
+    good: list[tuple] = field(default_factory=list)  # (ts_ms, o, h, l, c, v, is_closed)
+    rejected: list[Rejection] = field(default_factory=list)
+    error: Exception | None = None  # a failure retrying cannot fix: the instrument's outcome
+
+
+def download_window(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timeframe,
+                    start_ms: int, end_ms: int, now_ms: int) -> FetchedWindow:
+    """Download and validate one window; touches no database, so windows can be fetched in parallel.
+
+    Transient failures are retried with backoff and, when exhausted, become a failed window
+    for the repair task; a permanent failure becomes a failed window carrying the error.
     """
     expected = expected_bars(start_ms, end_ms, tf, now_ms)
     try:
         rows, attempts = _download(ctx, symbol, tf, start_ms, end_ms)
-    except (RetriesExhausted, PermanentSourceError) as exc:
+    except Exception as exc:  # RetriesExhausted, PermanentSourceError, or a bug: ledgered either way
         attempts = getattr(exc, "attempts", 1)
-        result = WindowResult(start_ms, end_ms, "failed", 0, 0, expected, attempts, str(exc)[:1000])
-        _record(ctx, instrument_id, tf, result)
         log.error("window failed: %s", exc)
-        if isinstance(exc, PermanentSourceError):
-            raise
-        return result
+        failed = WindowResult(start_ms, end_ms, "failed", 0, 0, expected, attempts, str(exc)[:1000])
+        return FetchedWindow(instrument_id, symbol, failed,
+                             error=None if isinstance(exc, RetriesExhausted) else exc)
     rows = [row for row in rows if _in_window(row, start_ms, end_ms)]
     batch = validate_candles(rows, tf, now_ms)
     # A refused or duplicated row fills no bar: only good rows count, so a window with
@@ -101,22 +116,39 @@ def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timefr
     missing = max(0, expected - len(batch.good))
     status = "empty" if not rows else ("gaps" if missing else "ok")
     result = WindowResult(start_ms, end_ms, status, len(batch.good), len(batch.rejected), missing, attempts)
-    with ctx.engine.begin() as conn:
-        written = store.upsert_candles(conn, instrument_id, tf.name,
-                                       ((*bar, is_closed(bar[0], tf, now_ms)) for bar in batch.good))
-        if written:
-            rewind_watermarks(conn, instrument_id, tf, batch.good[0][0])
-        store.store_rejections(conn, instrument_id, tf.name, batch.rejected)
-        store.record_window(conn, instrument_id, tf.name, result)
     if batch.rejected:
         log.warning("%s %s: rejected %d candle(s): %s", symbol, tf, len(batch.rejected),
                     sorted({r.reason for r in batch.rejected}))
-    return result
+    return FetchedWindow(instrument_id, symbol, result, [(*bar, is_closed(bar[0], tf, now_ms)) for bar in batch.good],
+                         batch.rejected)
 
 
-def _record(ctx: IngestContext, instrument_id: int, tf: Timeframe, result: WindowResult) -> None:
+def store_windows(conn: Connection, tf: Timeframe, windows: list[FetchedWindow]) -> int:
+    """Write downloaded windows in one transaction: every candle in one upsert, then rejections and
+    ledger rows. Returns candles inserted or replaced."""
+    written = store.upsert_candle_batch(conn, tf.name, ((w.instrument_id, *bar) for w in windows for bar in w.good))
+    for window in windows:
+        if written and window.good:
+            # Bars older than a stage's watermark (a backfill, a repair) must be analysed again;
+            # for a sync, whose bars all follow the watermark, this changes nothing.
+            rewind_watermarks(conn, window.instrument_id, tf, window.good[0][0])
+        store.store_rejections(conn, window.instrument_id, tf.name, window.rejected)
+        store.record_window(conn, window.instrument_id, tf.name, window.result)
+    return written
+
+
+def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timeframe,
+                 start_ms: int, end_ms: int, now_ms: int) -> WindowResult:
+    """Download, validate and store one window; the ledger records the outcome either way.
+
+    A permanent failure is recorded, then raised.
+    """
+    window = download_window(ctx, instrument_id, symbol, tf, start_ms, end_ms, now_ms)
     with ctx.engine.begin() as conn:
-        store.record_window(conn, instrument_id, tf.name, result)
+        store_windows(conn, tf, [window])
+    if window.error is not None:
+        raise window.error
+    return window.result
 
 
 def _instrument(ctx: IngestContext, symbol: str, tf: Timeframe) -> int:
@@ -125,8 +157,9 @@ def _instrument(ctx: IngestContext, symbol: str, tf: Timeframe) -> int:
 
 
 def _now(ctx: IngestContext) -> int:
+    policy = ctx.policy if ctx.retry_clock else RetryPolicy(retries=0)
     try:
-        return call_with_retries(ctx.source.now_ms, ctx.policy, f"{ctx.source.name} clock",
+        return call_with_retries(ctx.source.now_ms, policy, f"{ctx.source.name} clock",
                                  **({"sleep": ctx.sleep} if ctx.sleep else {}))[0]
     except RetryableSourceError as exc:
         raise RetryableSourceError(f"cannot read {ctx.source.name}'s clock: {exc}") from exc
@@ -164,22 +197,55 @@ def backfill(ctx: IngestContext, symbol: str, timeframe: str, since_ms: int, unt
     return _fetch_windows(ctx, _instrument(ctx, symbol, tf), symbol, tf, windows, now_ms, progress)
 
 
-def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_bars: int = 500) -> RunReport:
-    """Fetch from the bar after the newest stored closed candle up to the open bar."""
+def sync_batch(ctx: IngestContext, symbols: list[str], timeframe: str, lookback_bars: int = 500,
+               concurrency: int = 8) -> dict[str, RunReport | Exception]:
+    """Bring instruments of one timeframe up to date: per symbol its report, or what stopped it.
+
+    Each fetches from the bar after its newest stored closed candle up to the open bar.
+    The windows are downloaded by `concurrency` threads (every request still takes its
+    slot from the shared rate limit), then all of them are stored in one transaction.
+    An unreadable exchange clock or a database error raises for the whole batch.
+    """
     tf = Timeframe.parse(timeframe)
     now_ms = _now(ctx)
-    instrument_id = _instrument(ctx, symbol, tf)
-    with ctx.engine.connect() as conn:
-        last = store.last_closed_ts(conn, instrument_id, tf.name)
-    since_ms = last + tf.ms if last is not None else align_down(now_ms, tf) - lookback_bars * tf.ms
-    lost = _beyond_history(ctx, instrument_id, tf, since_ms, now_ms)
-    if lost is not None:
-        since_ms = lost.end_ms
-    windows = plan_windows(since_ms, align_down(now_ms, tf) + tf.ms, tf, ctx.source.capabilities.max_candles)
-    report = _fetch_windows(ctx, instrument_id, symbol, tf, windows, now_ms, None)
-    if lost is not None:
-        report.add(lost)
-    return report
+    with ctx.engine.begin() as conn:
+        ids = {symbol: ensure_instrument(conn, ctx.source.name, symbol, tf.name) for symbol in symbols}
+        newest = store.newest_closed_ts(conn, list(ids.values()), tf.name)
+    reports = {symbol: RunReport(symbol, tf.name) for symbol in symbols}
+    lost: list[tuple[str, WindowResult]] = []
+    jobs: list[tuple[str, int, int]] = []
+    for symbol in symbols:
+        last = newest.get(ids[symbol])
+        since_ms = last + tf.ms if last is not None else align_down(now_ms, tf) - lookback_bars * tf.ms
+        gone = _lost_window(ctx, tf, since_ms, now_ms)
+        if gone is not None:
+            lost.append((symbol, gone))
+            since_ms = gone.end_ms
+        windows = plan_windows(since_ms, align_down(now_ms, tf) + tf.ms, tf, ctx.source.capabilities.max_candles)
+        jobs += [(symbol, start_ms, end_ms) for start_ms, end_ms in windows]
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs))), thread_name_prefix="fetch") as pool:
+        fetched = list(pool.map(lambda job: download_window(ctx, ids[job[0]], job[0], tf, job[1], job[2], now_ms),
+                                jobs))
+    with ctx.engine.begin() as conn:
+        store_windows(conn, tf, fetched)
+        for symbol, gone in lost:
+            store.record_window(conn, ids[symbol], tf.name, gone)
+    stopped: dict[str, Exception] = {}
+    for window in fetched:
+        reports[window.symbol].add(window.result)
+        if window.error is not None:
+            stopped.setdefault(window.symbol, window.error)
+    for symbol, gone in lost:
+        reports[symbol].add(gone)
+    return {symbol: stopped.get(symbol, reports[symbol]) for symbol in symbols}
+
+
+def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_bars: int = 500) -> RunReport:
+    """Bring one instrument up to date (a batch of one); a permanent failure is raised."""
+    outcome = sync_batch(ctx, [symbol], timeframe, lookback_bars, concurrency=1)[symbol]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def _earliest_served(ctx: IngestContext, tf: Timeframe, now_ms: int) -> int:
@@ -187,20 +253,18 @@ def _earliest_served(ctx: IngestContext, tf: Timeframe, now_ms: int) -> int:
     return align_down(now_ms, tf) - (ctx.source.capabilities.max_candles - 1) * tf.ms
 
 
-def _beyond_history(ctx: IngestContext, instrument_id: int, tf: Timeframe, since_ms: int,
-                    now_ms: int) -> WindowResult | None:
+def _lost_window(ctx: IngestContext, tf: Timeframe, since_ms: int, now_ms: int) -> WindowResult | None:
     """After an outage longer than a recent-only exchange remembers, the bars in between are
-    gone: ledger them as one failed window (so the run reports it) and sync from what is left."""
+    gone: one failed window for the ledger (so the run reports it); the sync goes on from
+    what is left."""
     caps = ctx.source.capabilities
     earliest = _earliest_served(ctx, tf, now_ms)
     if caps.full_history or since_ms >= earliest:
         return None
-    lost = WindowResult(since_ms, earliest, "failed", 0, 0, (earliest - since_ms) // tf.ms, 0,
-                        f"{ctx.source.name} serves only its latest {caps.max_candles} {tf} candles; "
-                        f"bars before {ms_to_datetime(earliest).isoformat()} cannot be fetched from it")
-    _record(ctx, instrument_id, tf, lost)
-    log.error("%s %s: %s", tf, instrument_id, lost.error)
-    return lost
+    error = (f"{ctx.source.name} serves only its latest {caps.max_candles} {tf} candles; "
+             f"bars before {ms_to_datetime(earliest).isoformat()} cannot be fetched from it")
+    log.error("%s: %s", tf, error)
+    return WindowResult(since_ms, earliest, "failed", 0, 0, (earliest - since_ms) // tf.ms, 0, error)
 
 
 def repair_windows(ctx: IngestContext, max_fetches: int = 30, limit: int = 500) -> list[dict]:

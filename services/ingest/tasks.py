@@ -57,20 +57,33 @@ def repair_failed_windows(limit: int = 500) -> list[dict]:
     return fetching.repair_windows(worker_context(), limit=limit)
 
 
-def _stage_result(report: fetching.RunReport) -> dict:
-    """A sync or backfill as a pipeline stage: counts, and failure if any window failed."""
+def _stage_outcome(report: fetching.RunReport) -> dict | Exception:
+    """A sync or backfill as a pipeline stage: its counts, or a failure if any window failed."""
     if report.failed:
         first = report.failed[0]
-        raise SourceError(f"{len(report.failed)} of {report.windows} fetch window(s) failed "
-                          f"(ledgered for repair); first: {first['error']}")
+        return SourceError(f"{len(report.failed)} of {report.windows} fetch window(s) failed "
+                           f"(ledgered for repair); first: {first['error']}")
     return {"candles": report.candles, "windows": report.windows, "rejected": report.rejected,
             "missing": report.missing}
 
 
-def _sync(symbol: str, timeframe: str) -> dict:
-    """Sync the carried instrument."""
-    return _stage_result(fetching.sync_instrument(worker_context(), symbol, timeframe,
-                                                  get_settings().sync_lookback_bars))
+def _stage_result(report: fetching.RunReport) -> dict:
+    outcome = _stage_outcome(report)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _sync_batch(symbols: list[str], timeframe: str) -> dict[str, dict | Exception]:
+    """Sync the batch's instruments, fetched concurrently, stored in one transaction."""
+    settings = get_settings()
+    try:
+        reports = fetching.sync_batch(worker_context(), symbols, timeframe, settings.sync_lookback_bars,
+                                      settings.ingest_concurrency)
+    except Exception as exc:  # the clock or the database: every instrument of the batch waits on it
+        return dict.fromkeys(symbols, exc)
+    return {symbol: report if isinstance(report, Exception) else _stage_outcome(report)
+            for symbol, report in reports.items()}
 
 
 def _backfill(symbol: str, timeframe: str, since: str, until: str | None = None) -> dict:
@@ -79,7 +92,7 @@ def _backfill(symbol: str, timeframe: str, since: str, until: str | None = None)
                                            parse_instant_ms(until) if until else None))
 
 
-ohlc_stage = register_stage("ohlc", per_instrument(_sync))
+ohlc_stage = register_stage("ohlc", _sync_batch)
 backfill_stage = register_stage("backfill", per_instrument(_backfill))
 
 

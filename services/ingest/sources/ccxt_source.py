@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -49,6 +50,7 @@ class CcxtSource(CandleSource):
             point_ccxt_at(self._client, api_url)
         self._throttle = throttle or (lambda: None)
         self._markets_loaded = False
+        self._markets_lock = threading.Lock()
         self._clock_offset_ms: int | None = None
         self._clock_checked = 0.0
         self._clock_recheck_s = clock_recheck_s
@@ -61,9 +63,11 @@ class CcxtSource(CandleSource):
             raise classify_ccxt_error(exc, describe) from exc
 
     def _ensure_markets(self, reload: bool = False) -> None:
-        if reload or not self._markets_loaded:
-            self._call(f"{self.name} load_markets", lambda: self._client.load_markets(reload=reload))
-            self._markets_loaded = True
+        # A batch fetches from several threads; the market list is loaded by one of them.
+        with self._markets_lock:
+            if reload or not self._markets_loaded:
+                self._call(f"{self.name} load_markets", lambda: self._client.load_markets(reload=reload))
+                self._markets_loaded = True
 
     def now_ms(self) -> int:
         """The exchange's clock where it has one, else ours.
