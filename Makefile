@@ -19,13 +19,18 @@ unit: deps
 integration: deps servers
 	$(PY) -m pytest tests/integration
 
-deps: $(STAMP)
+# An interrupted `make deps` can leave a venv whose python or pip is missing or broken, and a stamp
+# that says all is well: such a venv loses its stamp here, so the stamp's recipe rebuilds it. The
+# stamp is made by a second make, which sees the stamp as it is after this check.
+deps:
+	@$(PY) -m pip --version >/dev/null 2>&1 || { echo "$(VENV): python or pip missing or broken, rebuilding it"; rm -f $(STAMP); }
+	@$(MAKE) --no-print-directory $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements.lock
-	$(PIP) install -q --no-deps -e .
+	$(PY) -m pip --version >/dev/null 2>&1 || python3 -m venv --clear $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 # Real Redis and PostgreSQL binaries for the test suite (it starts its own servers),
@@ -51,8 +56,9 @@ bench: deps
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# The whole stack as local processes (Procfile), against REDIS_URL / DATABASE_URL.
-# For the demo exchange: EXCHANGE=binance EXCHANGE_API_URL=http://127.0.0.1:8090 make run-local
+# The whole stack as local processes (the Procfile, run by honcho), against REDIS_URL / DATABASE_URL.
+# With neither EXCHANGE nor EXCHANGE_API_URL set (environment or .env) the workers use the Procfile's
+# simulator, http://127.0.0.1:$SIM_PORT (8090), and run-local says so.
 run-local: deps
 	$(VENV)/bin/candleflow run-local
 
