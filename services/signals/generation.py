@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from services.core.pipeline.stages import STAGES
 from services.core.store.bulk import copy_upsert
@@ -12,7 +14,7 @@ from services.core.store.marketdata import load_candles, load_indicators
 from services.core.store.watermarks import read_watermark, write_watermark
 from services.signals.rules import generate_signals
 
-__all__ = ["refresh_signals"]
+__all__ = ["refresh_signals", "refresh_signal_batch"]
 
 # A crossing compares a bar with the one before it, so one earlier bar is read.
 _CONTEXT_BARS = 1
@@ -23,9 +25,9 @@ _MARK = STAGES["signals"].watermark
 _READY_MARK = STAGES[STAGES["signals"].waits_for].watermark
 
 
-def refresh_signals(conn: Connection, instrument_id: int, timeframe: str, since: datetime | None = None,
-                    strategies: list[str] | None = None) -> dict:
-    """Signals for closed bars after the watermark (or from `since`); existing signals are kept."""
+def _new_signals(conn: Connection, instrument_id: int, timeframe: str, since: datetime | None,
+                 strategies: list[str] | None) -> tuple[list[tuple], datetime | None, int]:
+    """Signal rows for closed bars after the watermark (or from `since`): (rows, last bar, bars)."""
     mark = None if since is not None else read_watermark(conn, instrument_id, timeframe, _MARK)
     candles = load_candles(conn, instrument_id, timeframe, since=since or mark, bars_before=_CONTEXT_BARS)
     indicators = load_indicators(conn, instrument_id, timeframe, since=candles.index[0] if len(candles) else None)
@@ -38,12 +40,71 @@ def refresh_signals(conn: Connection, instrument_id: int, timeframe: str, since:
     first = since if since is not None else mark
     new_bars = ready if first is None else ready[ready >= first] if since is not None else ready[ready > first]
     if not len(new_bars):
-        return {"bars": 0, "signals_created": 0}
+        return [], None, 0
     found = generate_signals(candles[["open", "high", "low", "close", "volume"]], indicators, names=strategies)
     found = found.loc[found["ts"] >= new_bars[0]]
-    rows = ((instrument_id, timeframe, ts.to_pydatetime(), strategy, side, float(strength), float(price), inputs)
-            for ts, strategy, side, strength, price, inputs in found[list(_COLUMNS[2:])].itertuples(index=False))
-    # Signals on closed bars never change, so a recomputation inserts nothing.
-    created = copy_upsert(conn, "signals", _COLUMNS, _KEYS, rows)
-    write_watermark(conn, instrument_id, timeframe, _MARK, new_bars[-1].to_pydatetime())
-    return {"bars": len(new_bars), "signals_created": created, "signals_found": len(found)}
+    rows = [(instrument_id, timeframe, ts.to_pydatetime(), strategy, side, float(strength), float(price), inputs)
+            for ts, strategy, side, strength, price, inputs in found[list(_COLUMNS[2:])].itertuples(index=False)]
+    return rows, new_bars[-1].to_pydatetime(), len(new_bars)
+
+
+def _stored_keys(conn: Connection, timeframe: str, rows: list[tuple]) -> set[tuple]:
+    """Which of these signals' keys are stored already (a rerun, a redelivered batch)."""
+    if not rows:
+        return set()
+    found = conn.execute(text("""
+        SELECT instrument_id, ts, strategy FROM signals
+         WHERE instrument_id = ANY(:ids) AND timeframe = :tf AND ts >= :first"""),
+        {"ids": sorted({r[0] for r in rows}), "tf": timeframe, "first": min(r[2] for r in rows)}).all()
+    return {tuple(key) for key in found}
+
+
+def _write(conn: Connection, timeframe: str, rows: list[tuple], marks: dict[int, datetime]) -> list[tuple]:
+    """Store the new signals in one upsert and advance each instrument's watermark; the rows that were new."""
+    stored = _stored_keys(conn, timeframe, rows)
+    new = [row for row in rows if (row[0], row[2], row[3]) not in stored]
+    # Signals on closed bars never change: an existing key is kept, never rewritten.
+    copy_upsert(conn, "signals", _COLUMNS, _KEYS, new)
+    for instrument_id, last in marks.items():
+        write_watermark(conn, instrument_id, timeframe, _MARK, last)
+    return new
+
+
+def refresh_signals(conn: Connection, instrument_id: int, timeframe: str, since: datetime | None = None,
+                    strategies: list[str] | None = None) -> dict:
+    """Signals for closed bars after the watermark (or from `since`); existing signals are kept."""
+    rows, last, bars = _new_signals(conn, instrument_id, timeframe, since, strategies)
+    if last is None:
+        return {"bars": 0, "signals_created": 0}
+    created = _write(conn, timeframe, rows, {instrument_id: last})
+    return {"bars": bars, "signals_created": len(created), "signals_found": len(rows)}
+
+
+def refresh_signal_batch(conn: Connection, instruments: dict[str, int], timeframe: str,
+                         since: datetime | None = None) -> dict[str, dict | Exception]:
+    """Signals for a batch of instruments in one pass and one write; per symbol its counts or error.
+
+    Each instrument is read inside its own savepoint, so one that fails leaves the others'
+    work in the batch's transaction.
+    """
+    outcomes: dict[str, dict | Exception] = {}
+    rows: list[tuple] = []
+    marks: dict[int, datetime] = {}
+    for symbol, instrument_id in instruments.items():
+        try:
+            with conn.begin_nested():
+                found, last, bars = _new_signals(conn, instrument_id, timeframe, since, None)
+        except OperationalError:
+            raise  # the connection itself: the whole batch is retried
+        except Exception as exc:
+            outcomes[symbol] = exc
+            continue
+        rows += found
+        if last is not None:
+            marks[instrument_id] = last
+        outcomes[symbol] = {"bars": bars, "signals_found": len(found)}
+    created = Counter(row[0] for row in _write(conn, timeframe, rows, marks))
+    for symbol, instrument_id in instruments.items():
+        if isinstance(outcomes[symbol], dict):
+            outcomes[symbol]["signals_created"] = created.get(instrument_id, 0)
+    return outcomes

@@ -121,3 +121,21 @@ def test_candles_backfilled_behind_the_watermarks_are_analysed_on_the_next_run(s
     again = _run_all_stages(engine, instrument)
     assert len(table_rows(engine, "SELECT 1 FROM indicator_values")) == before + 30 * 24
     assert again["indicators"]["bars"] == before + 30 * 24  # everything after the new bars, once
+
+
+def test_signals_for_a_batch_are_written_once_and_a_redelivered_batch_adds_none(engine, instrument):
+    from services.signals.generation import refresh_signal_batch
+
+    with engine.begin() as conn:
+        refresh_indicators(conn, instrument, "1h", PARAMS)
+    with engine.begin() as conn:
+        outcomes = refresh_signal_batch(conn, {"BTC/USD": instrument}, "1h")
+    with engine.begin() as conn:
+        again = refresh_signal_batch(conn, {"BTC/USD": instrument}, "1h")
+    stored = table_rows(engine, "SELECT count(*) FROM signals")[0][0]
+    assert outcomes["BTC/USD"]["signals_created"] == outcomes["BTC/USD"]["signals_found"] == stored > 0
+    assert again["BTC/USD"] == {"bars": 0, "signals_found": 0, "signals_created": 0}
+    first_ts = table_rows(engine, "SELECT min(ts) FROM candles")[0][0]
+    with engine.begin() as conn:  # from `since`: every signal found again, none created
+        rerun = refresh_signal_batch(conn, {"BTC/USD": instrument}, "1h", since=first_ts)
+    assert rerun["BTC/USD"]["signals_found"] == stored and rerun["BTC/USD"]["signals_created"] == 0

@@ -6,7 +6,7 @@ from sqlalchemy import Connection, text
 
 from services.core.exceptions import CandleflowError
 
-__all__ = ["UnknownInstrument", "ensure_instrument", "find_instrument", "require_instrument"]
+__all__ = ["UnknownInstrument", "ensure_instrument", "find_instrument", "require_instrument", "resolve_instruments"]
 
 
 def ensure_instrument(conn: Connection, exchange: str, symbol: str, timeframe: str) -> int:
@@ -38,5 +38,18 @@ def require_instrument(conn: Connection, exchange: str, symbol: str) -> int:
     """The id of (exchange, symbol), or UnknownInstrument saying to ingest it first."""
     instrument_id = find_instrument(conn, exchange, symbol)
     if instrument_id is None:
-        raise UnknownInstrument(f"{symbol} on {exchange} has no candles yet; run the ohlc stage (or a backfill) first")
+        raise _unknown(exchange, symbol)
     return instrument_id
+
+
+def _unknown(exchange: str, symbol: str) -> UnknownInstrument:
+    return UnknownInstrument(f"{symbol} on {exchange} has no candles yet; run the ohlc stage (or a backfill) first")
+
+
+def resolve_instruments(conn: Connection, exchange: str,
+                        symbols: list[str]) -> tuple[dict[str, int], dict[str, Exception]]:
+    """A batch's instrument ids in one query: (symbol → id, symbol → UnknownInstrument for the rest)."""
+    found = dict(conn.execute(text("SELECT symbol, id FROM instruments WHERE exchange = :e AND symbol = ANY(:s)"),
+                              {"e": exchange, "s": list(symbols)}).all())
+    return ({symbol: found[symbol] for symbol in symbols if symbol in found},
+            {symbol: _unknown(exchange, symbol) for symbol in symbols if symbol not in found})
