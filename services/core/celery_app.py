@@ -13,11 +13,16 @@ from kombu import Exchange, Queue
 from services.core.config import get_settings
 from services.core.logging import configure_logging
 
-__all__ = ["app", "QUEUES", "TASK_ROUTES", "create_celery"]
+__all__ = ["app", "WORKER_QUEUES", "PIPELINE_QUEUE", "QUEUES", "TASK_ROUTES", "create_celery"]
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("ingest", "indicators", "signals")
+# The stage workers' queues, one worker package each.
+WORKER_QUEUES = ("ingest", "indicators", "signals")
+# Orchestration (start, finish, abort, prune) has a queue of its own that every worker also
+# consumes, so a run's finish never waits behind a backfill in the ingest queue.
+PIPELINE_QUEUE = "pipeline"
+QUEUES = (*WORKER_QUEUES, PIPELINE_QUEUE)
 
 # One routing table: a task's name prefix decides its queue, so the API can
 # send tasks by name without importing worker code.
@@ -25,7 +30,7 @@ TASK_ROUTES = {
     "ingest.*": {"queue": "ingest"},
     "indicators.*": {"queue": "indicators"},
     "signals.*": {"queue": "signals"},
-    "pipeline.*": {"queue": "ingest"},
+    "pipeline.*": {"queue": PIPELINE_QUEUE},
 }
 
 # Every worker registers the orchestration tasks; its own tasks come from

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     pipeline_batch_size: int = Field(50, gt=0, le=1000)
     # Threads fetching a batch in each ingest process; the shared rate limit still spaces
     # every request, so more threads only hide the exchange's latency.
-    ingest_concurrency: int = Field(8, gt=0, le=64)
+    ingest_fetch_threads: int = Field(8, gt=0, le=64)
     # The exporter: where it listens and how hard it may lean on Redis, Postgres and the workers.
     exporter_port: int = Field(9808, gt=0, lt=65536)
     exporter_bind: str = "0.0.0.0"

@@ -202,7 +202,7 @@ def sync_batch(ctx: IngestContext, symbols: list[str], timeframe: str, lookback_
     """Bring instruments of one timeframe up to date: per symbol its report, or what stopped it.
 
     Each fetches from the bar after its newest stored closed candle up to the open bar.
-    The windows are downloaded by `concurrency` threads (every request still takes its
+    The windows are downloaded by `concurrency` threads (INGEST_FETCH_THREADS) (every request still takes its
     slot from the shared rate limit), then all of them are stored in one transaction.
     An unreadable exchange clock or a database error raises for the whole batch.
     """

@@ -79,7 +79,7 @@ def _sync_batch(symbols: list[str], timeframe: str) -> dict[str, dict | Exceptio
     settings = get_settings()
     try:
         reports = fetching.sync_batch(worker_context(), symbols, timeframe, settings.sync_lookback_bars,
-                                      settings.ingest_concurrency)
+                                      settings.ingest_fetch_threads)
     except Exception as exc:  # the clock or the database: every instrument of the batch waits on it
         return dict.fromkeys(symbols, exc)
     return {symbol: report if isinstance(report, Exception) else _stage_outcome(report)

@@ -263,8 +263,8 @@ def test_the_running_exporter_sees_the_worker_its_tasks_and_the_worker_leaving(s
     # Heartbeats prove the exporter is subscribed to events, so no task-sent event is missed below.
     _wait_for(lambda: (Scrape(port).value("candleflow_exporter_events_total") or 0) > 0, "worker events")
 
-    skipped = {"run_id": "exporter-test-run", "symbol": "BTC/USD", "timeframe": "1h", "params": {}, "stages": [],
-               "failed": {"stage": "ohlc", "error": "boom"}}
+    skipped = {"run_id": "exporter-test-run", "timeframe": "1h", "params": {}, "symbols": ["BTC/USD"],
+               "outcomes": {"BTC/USD": {"stages": [], "failed": {"stage": "ohlc", "error": "boom"}}}}
     app.send_task("signals.stage.signals", args=[skipped])
     app.send_task("signals.stage.signals", args=["not a carry"])  # the task indexes a str: TypeError
     labels = {"task": "signals.stage.signals", "queue": "signals"}

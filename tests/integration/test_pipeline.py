@@ -61,17 +61,24 @@ def test_a_second_run_adds_no_duplicates(stack, database_url):
     assert all(entry.get("signals_created", 0) == 0 for entry in run["result"])
 
 
+WORKERS = ("worker-ingest", "worker-indicators", "worker-signals")
+
+
+def _restart_workers(stack, **env) -> None:
+    # Every worker consumes the pipeline queue, so whichever starts the run plans it from its SYMBOLS.
+    for worker in WORKERS:
+        stack.stop(worker)
+        stack.start(worker, **env)
+    stack.wait_for_consumers({"ingest", "indicators", "signals", "pipeline"})
+
+
 def test_an_unknown_symbol_ends_the_run_partial_naming_it_while_the_others_complete(stack):
-    stack.stop("worker-ingest")
-    stack.start("worker-ingest", SYMBOLS="BTC/USD,ETH/USD,DOGE/USD")
-    stack.wait_for_consumers({"ingest"})
+    _restart_workers(stack, SYMBOLS="BTC/USD,ETH/USD,DOGE/USD")
     try:
         _, body = stack.trigger("all")
         run = stack.wait_for_run(body["task_id"])
     finally:
-        stack.stop("worker-ingest")
-        stack.start("worker-ingest")
-        stack.wait_for_consumers({"ingest"})
+        _restart_workers(stack)
     assert run["status"] == "PARTIAL"
     assert "DOGE/USD" in run["error"] and "does not list symbol" in run["error"]
     done = {(e["instrument"], e["stage"]) for e in run["result"] if e["status"] == "ok"}

@@ -17,10 +17,10 @@ def test_readiness_is_503_naming_every_queue_without_a_worker(client):
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "error"
-    for queue in ("ingest", "indicators", "signals"):
+    for queue in ("ingest", "indicators", "signals", "pipeline"):
         assert f"no worker consuming queue '{queue}'" in body["message"]
     assert body["checks"]["redis"] == "ok" and body["checks"]["postgres"] == "ok"
-    assert body["checks"]["queues"] == {"ingest": [], "indicators": [], "signals": []}
+    assert body["checks"]["queues"] == {"ingest": [], "indicators": [], "signals": [], "pipeline": []}
 
 
 def test_readiness_names_redis_when_it_is_unreachable_and_skips_asking_workers(api_settings, celery, engine):

@@ -14,7 +14,7 @@ from tests.integration.api.rows import add_run
 pytestmark = pytest.mark.integration
 
 
-def queued_messages(broker, queue: str = "ingest") -> list[dict]:
+def queued_messages(broker, queue: str = "pipeline") -> list[dict]:
     return [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
 
 
@@ -27,7 +27,7 @@ def test_a_run_is_queued_with_202_its_id_and_where_to_poll(client):
     assert response.headers["Location"] == f"/api/manual-update/?task_id={body['task_id']}"
 
 
-def test_the_run_is_a_pipeline_start_message_on_the_ingest_list(client, broker):
+def test_the_run_is_a_pipeline_start_message_on_the_pipeline_list(client, broker):
     response = client.post("/api/manual-update/?task=ohlc&symbol=BTC/USD&timeframe=1h", headers=AUTH)
     task_id = response.get_json()["task_id"]
     messages = queued_messages(broker)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from services.core.celery_app import QUEUES, TASK_ROUTES
+from services.core.celery_app import TASK_ROUTES, WORKER_QUEUES
 from services.core.pipeline.runs import InvalidRunRequest, validate_request
 from services.core.pipeline.stages import KIND_STAGES, STAGES, stage_params
 from services.core.pipeline.tasks import plan_batches, plan_instruments, summarise
@@ -21,11 +21,11 @@ def test_every_kind_is_a_tuple_of_stages_from_the_table():
 @pytest.mark.parametrize("name", STAGES)
 def test_a_stage_task_is_routed_to_the_queue_its_entry_names(name):
     stage = STAGES[name]
-    assert stage.queue in QUEUES
+    assert stage.queue in WORKER_QUEUES
     assert TASK_ROUTES[f"{stage.task.split('.')[0]}.*"] == {"queue": stage.queue}
 
 
-@pytest.mark.parametrize("queue", QUEUES)
+@pytest.mark.parametrize("queue", WORKER_QUEUES)
 def test_each_worker_registers_a_task_for_every_stage_of_its_queue(queue):
     code = (f"import services.{queue}.tasks; from services.core.celery_app import app; "
             "print(' '.join(sorted(n for n in app.tasks if '.stage.' in n)))")
