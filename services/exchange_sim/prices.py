@@ -71,7 +71,8 @@ class PricePath:
         # Subtracting the variance keeps E[mult**2] near 1, so sigma stays the mean volatility.
         return np.exp(log_vol - (_FAST[1] ** 2 + _SLOW[1] ** 2))
 
-    def _chain_upto(self, block: int) -> np.ndarray:
+    def _chain_upto(self, block: int) -> None:
+        """Extend the cached boundary states to block `block`."""
         with self._lock:
             have = len(self._chain)
             if block >= have:
@@ -83,22 +84,29 @@ class PricePath:
                 for shock in shocks.tolist():
                     state = self._chain_a * state + shock
                     self._chain.append(state)
-            return np.asarray(self._chain[: block + 1])
 
-    def _levels(self, n0: int, n1: int) -> np.ndarray:
-        """Log deviation at bar boundaries n0..n1 (relative to the first listed bar)."""
+    def _chain_between(self, b0: int, b1: int) -> np.ndarray:
+        """Boundary states of blocks b0..b1 (the chain is extended up to b1 if need be)."""
+        self._chain_upto(b1)
+        # Only the slice becomes an array: 1s paths have tens of thousands of blocks.
+        return np.asarray(self._chain[b0: b1 + 1])
+
+    def _levels(self, n0: int, n1: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Log deviation at bar boundaries n0..n1 (relative to the first listed bar), with the
+        volatility multiplier of every bar of the blocks it spans and the first of those bars."""
         size = self._block
         b0, b1 = n0 // size, n1 // size
-        chain = self._chain_upto(b1 + 1)[b0:]
+        chain = self._chain_between(b0, b1 + 1)
         bars = np.arange(b0 * size, (b1 + 1) * size, dtype=np.int64)
-        steps = self._sigma * self._vol_mult(bars) * normals(self._keys["returns"], bars)
+        mult = self._vol_mult(bars)
+        steps = self._sigma * mult * normals(self._keys["returns"], bars)
         walk = np.zeros((b1 - b0 + 1, size + 1))
         np.cumsum(steps.reshape(-1, size), axis=1, out=walk[:, 1:])
         n = np.arange(n0, n1 + 1, dtype=np.int64)
         block, k = n // size - b0, n % size
         share = k / size
         drift = chain[block] + share * (chain[block + 1] - chain[block])
-        return drift + walk[block, k] - share * walk[block, size]
+        return drift + walk[block, k] - share * walk[block, size], mult, b0 * size
 
     def candles(self, first: int, count: int, now_ms: int | None = None) -> Candles:
         """Bars first..first+count-1 (global bar indices, >= first_index); a bar containing
@@ -106,8 +114,9 @@ class PricePath:
         g = np.arange(first, first + count + 1, dtype=np.int64)
         opens = timeframes.bar_open_ms(self.interval, g)
         n = g[:-1] - self.first_index
-        x = self._levels(int(n[0]), int(n[-1]) + 1)
-        mult = self._vol_mult(n)
+        x, block_mult, first_bar = self._levels(int(n[0]), int(n[-1]) + 1)
+        # The multiplier is a function of the bar alone, so the blocks' values are these bars' values.
+        mult = block_mult[n[0] - first_bar: n[-1] + 1 - first_bar]
         # Intra-bar path: a Brownian bridge from open to close on _SUBSTEPS points.
         j = np.arange(1, _SUBSTEPS + 1) / _SUBSTEPS
         shocks = normals(self._keys["intrabar"], n[:, None] * _SUBSTEPS + np.arange(_SUBSTEPS))

@@ -12,7 +12,10 @@ __all__ = ["stream_key", "uniforms", "normals", "value_noise"]
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11))
+_MASK = 0xFFFFFFFFFFFFFFFF
 _SECOND = 0x5851F42D4C957F2D  # derives Box-Muller's second uniform stream from the first
+_TWO_PI = 2.0 * np.pi
 
 
 def stream_key(*parts: object) -> int:
@@ -22,36 +25,71 @@ def stream_key(*parts: object) -> int:
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    return x ^ (x >> np.uint64(31))
+    """splitmix64's finaliser, in place (x is a fresh uint64 array): no temporaries beyond one."""
+    t = x >> _SHIFTS[0]
+    x ^= t
+    x *= _MIX1
+    np.right_shift(x, _SHIFTS[1], out=t)
+    x ^= t
+    x *= _MIX2
+    np.right_shift(x, _SHIFTS[2], out=t)
+    x ^= t
+    return x
+
+
+def _uniforms(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
+    """uniforms() for uint64 keys broadcast against int64 counters."""
+    c = np.asarray(counters, dtype=np.int64).view(np.uint64)
+    # Multiplying by an odd constant is a bijection, so distinct counters never collide
+    # before mixing; the key is mixed in twice so nearby keys give unrelated streams.
+    h = c * _GOLDEN + keys  # broadcasting against several keys makes one row per key
+    _mix(h)
+    h ^= keys
+    _mix(h)
+    h >>= _SHIFTS[3]
+    out = h.astype(np.float64)
+    out += 0.5
+    out *= 1.0 / 9007199254740992.0
+    return out
 
 
 def uniforms(key: int, counters: np.ndarray) -> np.ndarray:
     """Uniform draws in the open interval (0, 1), one per counter (any int64, negatives included)."""
-    c = np.asarray(counters, dtype=np.int64).view(np.uint64)
-    # Multiplying by an odd constant is a bijection, so distinct counters never collide
-    # before mixing; the key is mixed in twice so nearby keys give unrelated streams.
-    h = _mix(c * _GOLDEN + np.uint64(key & 0xFFFFFFFFFFFFFFFF))
-    h = _mix(h ^ np.uint64(key & 0xFFFFFFFFFFFFFFFF))
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
+    return _uniforms(np.uint64(key & _MASK), counters)
+
+
+def _box_muller(u: np.ndarray) -> np.ndarray:
+    """Normals from uniforms stacked on the first axis: u[0] the first stream, u[1] the second."""
+    return np.sqrt(-2.0 * np.log(u[0])) * np.cos(_TWO_PI * u[1])
 
 
 def normals(key: int, counters: np.ndarray) -> np.ndarray:
     """Standard normal draws, one per counter (Box-Muller on two independent uniform streams)."""
-    u1 = uniforms(key, counters)
-    u2 = uniforms(key ^ _SECOND, counters)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    keys = np.array([key & _MASK, (key ^ _SECOND) & _MASK], dtype=np.uint64)
+    c = np.asarray(counters, dtype=np.int64)
+    # Both streams in one pass: half the numpy calls, which is what small pages are made of.
+    return _box_muller(_uniforms(keys.reshape((2,) + (1,) * c.ndim), c))
+
+
+def _knots(key: int, positions: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(w, index, table): each position's offset past its left knot, that knot's index in
+    table, and the normals of every knot in range plus the one after."""
+    t = np.asarray(positions, dtype=np.float64) / period
+    knot = np.floor(t)
+    w = t - knot
+    knot = knot.astype(np.int64)
+    first = int(knot.min()) if knot.size else 0
+    last = int(knot.max()) if knot.size else -1
+    return w, knot - first, normals(key, np.arange(first, last + 2, dtype=np.int64))
 
 
 def value_noise(key: int, positions: np.ndarray, period: float) -> np.ndarray:
     """Smooth N(0,1)-ish noise over bar positions: normal knots every `period`, smoothstep between."""
-    t = np.asarray(positions, dtype=np.float64) / period
-    knot = np.floor(t)
-    w = t - knot
+    w, index, table = _knots(key, positions, period)
     w = w * w * (3.0 - 2.0 * w)
-    knot = knot.astype(np.int64)
-    left, right = normals(key, knot), normals(key, knot + 1)
+    # A knot's normal depends on the knot alone, so a table of the knots in range gives the
+    # same numbers as drawing at every position, for a `period`-th of the work.
+    left, right = table[index], table[index + 1]
     # Interpolating two independent normals shrinks the variance; rescale so the
     # noise keeps roughly unit variance everywhere (exactly 1 at the knots).
     return (left * (1.0 - w) + right * w) / np.sqrt((1.0 - w) ** 2 + w**2)
