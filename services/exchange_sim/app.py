@@ -37,12 +37,12 @@ def create_app(sim: Simulator) -> Flask:
     @app.before_request
     def _count_request():
         if not request.path.startswith("/_sim"):
-            g.log_entry = sim.record_request(request.path, request.query_string.decode())
+            g.log_number = sim.record_request(request.path, request.query_string.decode())
 
     @app.after_request
     def _log_status(response: Response) -> Response:
-        if "log_entry" in g:
-            g.log_entry["status"] = response.status_code
+        if "log_number" in g:
+            sim.record_status(g.log_number, response.status_code)
         return response
 
     @app.errorhandler(BinanceError)

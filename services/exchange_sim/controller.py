@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
 from datetime import UTC, datetime
 
 from .clock import SimClock, parse_time_ms
 from .faults import FaultPlan
 from .markets import DEFAULT_SYMBOLS, Market, make_market
 from .prices import PricePath
+from .shared import RequestLog
 
 __all__ = ["DEFAULT_LISTED", "DEFAULT_NOW", "Simulator", "iso"]
 
@@ -26,7 +26,10 @@ class Simulator:
     """Everything one run of the simulator knows; the HTTP app and tests share one instance.
 
     Tests drive it directly (`sim.advance(3600)`, `sim.set_faults([...])`); other processes
-    use the same controls over HTTP under /_sim/.
+    use the same controls over HTTP under /_sim/. What changes at runtime (clock, fault rules
+    and their counters, request log) is kept in shared memory, so server processes forked
+    after the Simulator was made all see one state; markets and price paths are pure
+    functions of the seed and are cached by each process for itself.
     """
 
     def __init__(self, seed: int = 0, symbols=DEFAULT_SYMBOLS, now=DEFAULT_NOW,
@@ -42,8 +45,7 @@ class Simulator:
         self.faults = FaultPlan(faults)
         self._paths: dict[tuple[str, str], PricePath] = {}
         self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self._recent: deque[dict] = deque(maxlen=_RECENT)
+        self._log = RequestLog(_RECENT)
 
     # --- markets and prices -------------------------------------------------------
     def market(self, symbol: str) -> Market:
@@ -80,25 +82,21 @@ class Simulator:
         self.faults.clear()
 
     # --- request log ----------------------------------------------------------------
-    def record_request(self, path: str, query: str) -> dict:
-        entry = {"path": path, "query": query, "sim_now_ms": self.now_ms(), "status": None}
-        with self._lock:
-            self._counts[path] += 1
-            self._recent.append(entry)
-        return entry
+    def record_request(self, path: str, query: str) -> int:
+        """Count and log a request; returns the number that record_status() takes."""
+        return self._log.record(path, query, self.now_ms())
+
+    def record_status(self, number: int, status: int) -> None:
+        self._log.set_status(number, status)
 
     def request_counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+        return self._log.counts()
 
     def recent_requests(self) -> list[dict]:
-        with self._lock:
-            return [dict(e) for e in self._recent]
+        return self._log.recent()
 
     def reset_requests(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._recent.clear()
+        self._log.reset()
 
     def state(self) -> dict:
         now = self.now_ms()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from .shared import SharedMemory
 
 __all__ = [
     "REQUEST_KINDS", "DATA_KINDS", "DEFECTS",
@@ -127,34 +131,83 @@ def _spent(rule: FaultRule) -> bool:
     return rule.times is not None and rule.fired >= rule.times
 
 
+_PLAN = struct.Struct("qq")  # generation (bumped whenever the rule list changes), number of rules
+_MAX_RULES = 4096
+_COUNTERS_AT = 64  # seen[_MAX_RULES] then fired[_MAX_RULES], int64
+_RULES_AT = _COUNTERS_AT + 2 * 8 * _MAX_RULES
+_RULES_CAPACITY = 16 << 20  # the rules as JSON; only the pages written are ever committed
+
+
+def _raw(rule: FaultRule) -> dict:
+    """The rule as parse_rule takes it (describe() without the counters)."""
+    return {k: v for k, v in rule.describe().items() if k not in ("seen", "fired")}
+
+
 class FaultPlan:
-    """The active rules of one simulator run; safe to use from the server's threads."""
+    """The active rules of one simulator run; safe to use from the server's threads and processes.
+
+    Rules and their counters live in shared memory, so with several server processes a rule
+    with `times: 2` fails two requests in all, whichever processes serve them. Each process
+    keeps the parsed rules and re-reads them only when the list changed (a generation number).
+    """
 
     def __init__(self, rules: list[dict] | None = None):
-        self._lock = threading.Lock()
-        self._rules: list[FaultRule] = [parse_rule(r) for r in rules or ()]
+        self._memory = SharedMemory(_RULES_AT + _RULES_CAPACITY)
+        self._generation = 0
+        self._rules: list[FaultRule] = []
+        self.replace(list(rules or ()))
+
+    @contextmanager
+    def _locked(self) -> Iterator[list[FaultRule]]:
+        """The current rules with the counters every process has added up, written back after."""
+        memory = self._memory
+        with memory.lock:
+            generation, count = _PLAN.unpack_from(memory.buffer, 0)
+            if generation != self._generation:
+                self._rules = [parse_rule(r) for r in memory.read_json(_RULES_AT) or ()]
+                self._generation = generation
+            seen = memory.unpack(f"{count}q", _COUNTERS_AT)
+            fired = memory.unpack(f"{count}q", _COUNTERS_AT + 8 * _MAX_RULES)
+            for rule, rule_seen, rule_fired in zip(self._rules, seen, fired, strict=True):
+                rule.seen, rule.fired = rule_seen, rule_fired
+            yield self._rules
+            _generation, count = _PLAN.unpack_from(memory.buffer, 0)  # _store may have changed the list
+            memory.pack(f"{count}q", _COUNTERS_AT, *(r.seen for r in self._rules))
+            memory.pack(f"{count}q", _COUNTERS_AT + 8 * _MAX_RULES, *(r.fired for r in self._rules))
+
+    def _store(self, rules: list[FaultRule]) -> None:
+        """Make `rules` (counters included) the list every process sees; call with the lock held."""
+        if len(rules) > _MAX_RULES:
+            raise ValueError(f"at most {_MAX_RULES} fault rules")
+        memory = self._memory
+        memory.write_json(_RULES_AT, _RULES_CAPACITY, [_raw(r) for r in rules])
+        generation, _count = _PLAN.unpack_from(memory.buffer, 0)
+        _PLAN.pack_into(memory.buffer, 0, generation + 1, len(rules))
+        self._rules, self._generation = rules, generation + 1
 
     def replace(self, rules: list[dict]) -> None:
         parsed = [parse_rule(r) for r in rules]
-        with self._lock:
-            self._rules = parsed
+        with self._locked():
+            self._store(parsed)
 
     def add(self, rules: list[dict]) -> None:
         parsed = [parse_rule(r) for r in rules]
-        with self._lock:
-            self._rules.extend(parsed)
+        with self._locked() as current:
+            self._store(current + parsed)
 
     def clear(self) -> None:
         self.replace([])
 
     def describe(self) -> list[dict]:
-        with self._lock:
-            return [r.describe() for r in self._rules]
+        with self._locked() as rules:
+            return [r.describe() for r in rules]
 
     def request_fault(self, ctx: RequestContext) -> FaultRule | None:
         """The first request rule that fires for this request (counting it), if any."""
-        with self._lock:
-            for rule in self._rules:
+        if _PLAN.unpack_from(self._memory.buffer, 0)[1] == 0:
+            return None  # no rules, the usual case: no lock, no parsing
+        with self._locked() as rules:
+            for rule in rules:
                 if rule.kind in DATA_KINDS or _spent(rule) or not _matches_request(rule, ctx):
                     continue
                 rule.seen += 1
@@ -163,27 +216,35 @@ class FaultPlan:
                     return rule
             return None
 
-    def _data_rules(self, kind: str, ctx: RequestContext) -> list[FaultRule]:
+    def _data_rules(self, rules: list[FaultRule], kind: str, ctx: RequestContext) -> list[FaultRule]:
         plain = RequestContext(ctx.path, ctx.symbol, ctx.interval)  # the window lives in ts/start/end
-        return [r for r in self._rules if r.kind == kind and not _spent(r)
+        return [r for r in rules if r.kind == kind and not _spent(r)
                 and _matches_request(_unwindowed(r), plain)]
 
     def gap_filter(self, ctx: RequestContext) -> GapFilter:
         """A predicate on candle open times for this klines request: True = leave it out."""
-        with self._lock:
-            return GapFilter(self._data_rules("missing_candles", ctx))
+        if _PLAN.unpack_from(self._memory.buffer, 0)[1] == 0:
+            return GapFilter([])
+        with self._locked() as rules:
+            return GapFilter(self._data_rules(rules, "missing_candles", ctx))
 
     def record_use(self, rules) -> None:
         """Count data rules whose candles were in a response (`after` and `times` count these)."""
-        with self._lock:
-            for rule in rules:
-                _count(rule)
+        if not rules:
+            return
+        with self._locked() as current:
+            # A process keeps its rule objects until the list changes; a rule replaced since is not counted.
+            for rule in current:
+                if any(rule is used for used in rules):
+                    _count(rule)
 
     def spoil(self, ctx: RequestContext, rows: list[str], open_ms: list[int], tick: str) -> list[str]:
         """Kline rows (JSON text, one per open time) with bad_candle rules applied; counts
         the rules used."""
-        with self._lock:
-            for rule in self._data_rules("bad_candle", ctx):
+        if _PLAN.unpack_from(self._memory.buffer, 0)[1] == 0:
+            return rows
+        with self._locked() as rules:
+            for rule in self._data_rules(rules, "bad_candle", ctx):
                 hit = [i for i, ts in enumerate(open_ms) if _hits_candle(rule, ts)]
                 if hit and _armed(rule):
                     for i in hit:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .app import create_app
@@ -41,26 +43,54 @@ def load_fault_file(path: str | Path) -> list[dict]:
 
 def serve(port: int = 8080, host: str = "127.0.0.1", seed: int = 0, symbols=DEFAULT_SYMBOLS,
           start_time=None, clock_rate: float = 1.0, faults: list[dict] | None = None,
-          listed=DEFAULT_LISTED) -> None:
-    """Serve until interrupted. start_time None = wall-clock now; clock_rate 1 = real time."""
+          listed=DEFAULT_LISTED, workers: int = 2, threads: int = 8) -> None:
+    """Serve until SIGTERM or SIGINT, from the main thread. start_time None = wall-clock now;
+    clock_rate 1 = real time. `workers` processes of `threads` threads each share the one
+    Simulator made here, before they are forked (its clock, rules and log are shared memory)."""
     sim = Simulator(seed=seed, symbols=symbols, now=start_time, clock_rate=clock_rate,
                     faults=faults, listed=listed)
-    server = make_server(host, port, create_app(sim), threaded=True)
-    log.info("exchange simulator (binance spot dialect) on http://%s:%d, now %s, symbols %s",
-             host, server.server_port, iso(sim.now_ms()), ", ".join(sim.state()["symbols"]))
-    if threading.current_thread() is threading.main_thread():
-        # As PID 1 in a container SIGTERM has no default action; make `docker stop` prompt.
-        signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    names = sim.state()["symbols"]
+    shown = ", ".join(names) if len(names) <= 10 else f"{len(names)} symbols ({', '.join(names[:3])}, …)"
+    log.info("exchange simulator (binance spot dialect) on http://%s:%d, %d process(es) × %d thread(s), "
+             "now %s, symbols %s", host, port, workers, threads, iso(sim.now_ms()), shown)
+    _Gunicorn(create_app(sim), {
+        "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": threads,
+        "graceful_timeout": 1,
+        # Longer than a client's pause between requests, so a pooled connection is rarely closed
+        # just as the client reuses it (a NetworkError the ingest would have to retry).
+        "keepalive": 30,
+        "loglevel": "warning", "accesslog": None, "proc_name": "candleflow-exchange-sim",
+        # No control socket: its default path is in $HOME, which is read-only in the image.
+        "control_socket_disable": True,
+        # Heartbeat files on tmpfs where there is one: on a slow overlay filesystem they stall workers.
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+    }).run()
 
 
-def _interrupt(_signum, _frame):
-    raise KeyboardInterrupt
+class _Gunicorn(BaseApplication):
+    """gunicorn serving an app object built in this process, so the workers inherit it by fork."""
+
+    def __init__(self, app, options: dict):
+        self._app, self._options = app, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self._app
+
+    def run(self) -> None:
+        _QuickArbiter(self).run()
+
+
+class _QuickArbiter(Arbiter):
+    """SIGTERM (docker stop, honcho, LocalStack) stops at once, as SIGINT does: a simulator has
+    nothing in flight worth waiting for, and gunicorn's graceful stop takes seconds."""
+
+    def handle_term(self):
+        self.handle_int()
 
 
 @contextmanager
@@ -104,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--listed", default=DEFAULT_LISTED,
                         help="first candle time of every market (ISO-8601 or ms)")
     parser.add_argument("--faults", metavar="FILE", help="JSON file of fault rules")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="server processes; they share one clock, rule set and request log")
+    parser.add_argument("--threads", type=int, default=8, help="threads per process")
     return parser
 
 
@@ -113,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     serve(port=args.port, host=args.host, seed=args.seed, symbols=symbols,
           start_time=args.now, clock_rate=args.clock_rate, listed=args.listed,
-          faults=load_fault_file(args.faults) if args.faults else None)
+          faults=load_fault_file(args.faults) if args.faults else None,
+          workers=args.workers, threads=args.threads)
     return 0
 
 
