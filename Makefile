@@ -4,14 +4,18 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test unit integration deps servers lock bench clean run-local
+.PHONY: test lint unit integration deps servers lock bench clean run-local
 
-# Everything: unit and integration suites, then the real docker compose stack (e2e).
-test: deps servers
+# Everything: lint, unit and integration suites, then the real docker compose stack (e2e).
+test: deps servers lint
 	$(PY) -m pytest tests --ignore=tests/e2e
 	$(MAKE) e2e
 
 # No servers: the unit tier asks for no Redis or Postgres (tests/unit/core/test_unit_tier.py checks).
+# ruff: the rules, and why each ignored one is ignored, are in pyproject.toml.
+lint: deps
+	$(VENV)/bin/ruff check services tests bench
+
 unit: deps
 	$(PY) -m pytest tests/unit
 

@@ -1,16 +1,12 @@
-"""Database access: one engine per URL, short transactional sessions."""
+"""Database access: one pooled engine per URL, safe across a worker's fork."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.config import get_settings
 
-__all__ = ["engine_for", "get_engine", "session_scope", "forget_engines_after_fork"]
+__all__ = ["engine_for", "get_engine", "forget_engines_after_fork"]
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -33,18 +29,3 @@ def forget_engines_after_fork() -> None:
 def get_engine() -> Engine:
     """The engine for the configured DATABASE_URL."""
     return engine_for(get_settings().database_url)
-
-
-@contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

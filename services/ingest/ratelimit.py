@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import redis
 
+from services.core import keys
+
 __all__ = ["SharedRateLimiter"]
 
 # Reserve the next free slot atomically (GCRA-style): the key holds the earliest
@@ -32,7 +34,7 @@ class SharedRateLimiter:
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
         self._client = client
-        self._key = f"candleflow:ratelimit:{exchange}"
+        self._key = keys.rate_limit(exchange)
         self._interval_us = int(1_000_000 / rate_per_s)
         self._script = client.register_script(_RESERVE)
         self._sleep = sleep
