@@ -33,7 +33,7 @@ def _report_line(report) -> str:
 def _backfill(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from services.core.config import timeframe_seconds
+    from services.core.timeframe import Timeframe
     from services.core.timeparse import parse_instant_ms
     from services.ingest.context import build_context
     from services.ingest.fetching import backfill
@@ -42,9 +42,9 @@ def _backfill(args: argparse.Namespace) -> int:
     settings = get_settings()
     since, until = parse_instant_ms(args.since), parse_instant_ms(args.until) if args.until else None
     ctx = build_context(settings)
-    tf_ms = timeframe_seconds(args.timeframe) * 1000
+    tf = Timeframe.parse(args.timeframe)
     # Without --until the end is the exchange's "now", known only once the backfill starts.
-    total = len(plan_windows(since, until, tf_ms, ctx.source.capabilities.max_candles)) if until else None
+    total = len(plan_windows(since, until, tf, ctx.source.capabilities.max_candles)) if until else None
     with tqdm(total=total, unit="window", desc=f"{args.symbol} {args.timeframe}", disable=args.quiet) as bar:
         def progress(result):
             bar.update(1)

@@ -12,11 +12,9 @@ def align_down(ts_ms: int, tf: Timeframe) -> int:
     return ts_ms - ts_ms % tf.ms
 
 
-def plan_windows(since_ms: int, until_ms: int, tf: Timeframe | int, max_candles: int) -> list[tuple[int, int]]:
+def plan_windows(since_ms: int, until_ms: int, tf: Timeframe, max_candles: int) -> list[tuple[int, int]]:
     """Split [since, until) into half-open windows of at most `max_candles` bars, bar-aligned."""
-    # A bare int (bar length in ms) is still accepted because services/cli/main.py passes one;
-    # drop it once the CLI hands over a Timeframe.
-    bar_ms = tf if isinstance(tf, int) else tf.ms
+    bar_ms = tf.ms
     if max_candles <= 0:
         raise ValueError("max_candles must be positive")
     start = since_ms - since_ms % bar_ms

@@ -10,8 +10,9 @@ from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from services.api.query import QueryModel, pattern
-from services.core.config import SYMBOL_RE, timeframe_seconds  # filters accept what can be configured
+from services.core.config import SYMBOL_RE  # filters accept what can be configured
 from services.core.pipeline.runs import KINDS, RUN_STATES, RunRequest, validate_request
+from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant
 
 __all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "CandlesQuery", "SignalsQuery", "RunsQuery"]
@@ -34,7 +35,7 @@ def _quotable(value: str) -> str:
 
 
 def _timeframe(value: str) -> str:
-    timeframe_seconds(_quotable(value))  # its ValueError already says what a timeframe looks like
+    Timeframe.parse(_quotable(value))  # its ValueError already says what a timeframe looks like
     return value
 
 
@@ -71,7 +72,8 @@ def _limit(default_max: tuple[int, int]) -> Any:
 Symbol = pattern(SYMBOL_RE.pattern, "BASE/QUOTE in capitals, e.g. BTC/USD")
 # An identifier (strategy, exchange, task id): a restricted alphabet keeps NULs and junk out of SQL.
 Name = pattern(r"^[A-Za-z0-9_.:-]{1,64}$", "letters, digits, '_', '.', ':' or '-' (at most 64)")
-Timeframe = Annotated[str, BeforeValidator(_timeframe)]
+# A timeframe as a query names it: the text, checked by core's Timeframe.
+TimeframeName = Annotated[str, BeforeValidator(_timeframe)]
 Instant = Annotated[datetime, BeforeValidator(_instant), WithJsonSchema(_INSTANT_SCHEMA)]
 # The trigger passes instants on as typed: the run's scope (and its de-duplication) keeps the caller's text.
 InstantText = Annotated[str, WithJsonSchema(_INSTANT_SCHEMA)]
@@ -111,7 +113,7 @@ class CandlesQuery(QueryModel):
     """GET /api/candles: one symbol and timeframe, a range and a row count."""
 
     symbol: Symbol = Field(description="Instrument symbol, BASE/QUOTE in capitals.", examples=["BTC/USD"])
-    timeframe: Timeframe | None = Field(None, description="Candle timeframe; defaults to the first configured one.",
+    timeframe: TimeframeName | None = Field(None, description="Candle timeframe; defaults to the first configured one.",
                                         examples=["1h"])
     exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
                                   examples=["kraken"])
@@ -132,7 +134,7 @@ class SignalsQuery(QueryModel):
     """GET /api/signals: filters, each optional."""
 
     symbol: Symbol | None = Field(None, description="Only this symbol.", examples=["BTC/USD"])
-    timeframe: Timeframe | None = Field(None, description="Only this timeframe.", examples=["1h"])
+    timeframe: TimeframeName | None = Field(None, description="Only this timeframe.", examples=["1h"])
     strategy: Name | None = Field(None, description="Only this strategy.", examples=["rsi_mean_reversion"])
     exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
                                   examples=["kraken"])

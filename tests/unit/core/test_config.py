@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.core.config import load_settings, timeframe_seconds
+from services.core.config import load_settings
 from services.core.exceptions import ConfigurationError
 from services.core.timeparse import parse_instant_ms
 
@@ -40,12 +40,6 @@ def test_placeholder_token_is_refused_in_production(monkeypatch):
     monkeypatch.setenv("ENVIRONMENT", "prod")
     with pytest.raises(ConfigurationError, match="API_TOKEN"):
         load_settings().require_real_secrets()
-
-
-def test_timeframes_convert_to_seconds_and_garbage_is_refused():
-    assert timeframe_seconds("15m") == 900 and timeframe_seconds("4h") == 14400
-    with pytest.raises(ValueError, match="malformed timeframe"):
-        timeframe_seconds("0h")
 
 
 def test_instants_parse_as_utc_iso_or_epoch_ms():

@@ -4,7 +4,6 @@ import dataclasses
 
 import pytest
 
-from services.core.config import timeframe_seconds
 from services.core.timeframe import Timeframe
 
 
@@ -51,9 +50,3 @@ def test_sixty_minutes_is_not_the_same_timeframe_as_one_hour():
 def test_str_is_the_name_so_messages_and_sql_parameters_read_as_before():
     tf = Timeframe.parse("15m")
     assert str(tf) == "15m" and f"{tf} candles" == "15m candles"
-
-
-def test_the_config_helper_still_answers_in_seconds_through_timeframe():
-    assert timeframe_seconds("4h") == Timeframe.parse("4h").seconds == 14_400
-    with pytest.raises(ValueError, match="malformed timeframe '1w'"):
-        timeframe_seconds("1w")

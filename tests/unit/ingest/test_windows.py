@@ -35,8 +35,3 @@ def test_a_timestamp_aligns_down_to_the_open_of_its_bar():
     assert align_down(3 * H + 59 * 60_000, HOURLY) == 3 * H
     assert align_down(3 * H, HOURLY) == 3 * H
     assert align_down(3 * H + 1, Timeframe.parse("15m")) == 3 * H
-
-
-def test_the_cli_may_still_plan_with_a_bar_length_in_ms_and_gets_the_same_windows():
-    assert plan_windows(H + 5, 30 * H, H, 10) == plan_windows(H + 5, 30 * H, HOURLY, 10) == [
-        (2 * H, 12 * H), (12 * H, 22 * H), (22 * H, 30 * H)]
