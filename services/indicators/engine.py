@@ -5,24 +5,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
-from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from services.indicators.indicators import (
-    average_true_range,
-    bollinger_bands,
-    directional_movement_index,
-    exponential_moving_average,
-    macd,
-    relative_strength_index,
-    simple_moving_average,
-)
+from services.indicators.block import INDICATOR_COLUMNS, first_regime_bar, indicator_block
+from services.indicators.frames import check_index, checked_prices, indicator_frame, price_rows
 from services.indicators.params import IndicatorParams
-from services.indicators.regime import REGIMES, classify_regime, regime_codes, regime_labels
+from services.indicators.regime import REGIMES, classify_regime
+from services.indicators.state import IndicatorState, first_state_bar, params_fingerprint, snapshot
 
 __all__ = [
     "INDICATOR_COLUMNS",
@@ -33,19 +26,11 @@ __all__ = [
     "compute_indicators",
     "compute_tail",
     "compute_tail_batch",
+    "compute_tail_batch_with_states",
     "first_regime_bar",
+    "last_closed_position",
     "warmup_bars",
 ]
-
-# The 18 float64 columns of every indicator frame, in order; `regime` follows them.
-INDICATOR_COLUMNS = (
-    "rsi", "sma_fast", "sma_slow", "ema_fast", "ema_slow", "ema_trend",
-    "macd", "macd_signal", "macd_hist", "adx", "plus_di", "minus_di", "atr",
-    "bb_upper", "bb_middle", "bb_lower", "channel_high", "channel_low",
-)  # fmt: skip
-CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
-PRICE_COLUMNS = ("high", "low", "close")
-_BOLLINGER = slice(INDICATOR_COLUMNS.index("bb_upper"), INDICATOR_COLUMNS.index("bb_lower") + 1)
 
 # What a tail window's seeds may still contribute, as a fraction of the price scale,
 # once the window is warmup_bars long. It sits 1000x below the promised 1e-9 to
@@ -105,7 +90,7 @@ def compute_indicators(candles: pd.DataFrame, params: IndicatorParams = Indicato
     the same index with INDICATOR_COLUMNS (float64, NaN during each warm-up) and
     `regime` (object: a name from REGIMES, None during the warm-up).
     """
-    return _compute_windows([candles], [0], params)[0]
+    return _compute_windows([candles], [0], params)[0][0]
 
 
 def compute_tail(candles: pd.DataFrame, params: IndicatorParams, since_ts: Any) -> pd.DataFrame:
@@ -116,7 +101,7 @@ def compute_tail(candles: pd.DataFrame, params: IndicatorParams, since_ts: Any) 
     the full history to within 1e-9 of the price scale.
     """
     window, first_new = _tail_window(candles, params, since_ts)
-    return _compute_windows([window], [first_new], params)[0]
+    return _compute_windows([window], [first_new], params)[0][0]
 
 
 def compute_tail_batch(
@@ -130,6 +115,35 @@ def compute_tail_batch(
     as rows, so each recurrence runs once, vectorised over instruments, instead of
     once per instrument.
     """
+    return {key: frame for key, (frame, _) in _tail_batch(frames, params, since, with_states=False).items()}
+
+
+def compute_tail_batch_with_states(
+    frames: Mapping[Hashable, pd.DataFrame],
+    params: IndicatorParams,
+    since: Mapping[Hashable, Any],
+) -> dict[Hashable, tuple[pd.DataFrame, IndicatorState | None]]:
+    """compute_tail_batch, plus each instrument's recursion state at its last closed bar.
+
+    The state is None when the window has no closed bar, or when that bar comes
+    before first_state_bar(params) (a history too short to have seeded every
+    recurrence). An `is_closed` column marks closed bars; without one, all are.
+    """
+    return _tail_batch(frames, params, since, with_states=True)
+
+
+def last_closed_position(candles: pd.DataFrame) -> int:
+    """Position of the last closed bar (is_closed, or every bar if there is no such column); -1 if none."""
+    if "is_closed" not in candles.columns:
+        return len(candles) - 1
+    closed = np.flatnonzero(candles["is_closed"].to_numpy(dtype=bool))
+    return int(closed[-1]) if len(closed) else -1
+
+
+def _tail_batch(
+    frames: Mapping[Hashable, pd.DataFrame], params: IndicatorParams, since: Mapping[Hashable, Any], with_states: bool
+) -> dict[Hashable, tuple[pd.DataFrame, IndicatorState | None]]:
+    """{key: (tail frame, state or None)}: windows of one length computed as one block."""
     missing = [key for key in frames if key not in since]
     if missing:
         raise ValueError(f"no since timestamp for {missing[:5]}")
@@ -137,16 +151,18 @@ def compute_tail_batch(
     by_length: dict[int, list[Hashable]] = defaultdict(list)
     for key, (window, _) in tails.items():
         by_length[len(window)].append(key)
-    results: dict[Hashable, pd.DataFrame] = {}
+    results: dict[Hashable, tuple[pd.DataFrame, IndicatorState | None]] = {}
     for keys in by_length.values():
         windows, first_new = zip(*(tails[key] for key in keys), strict=True)
-        results.update(zip(keys, _compute_windows(windows, first_new, params), strict=True))
+        state_at = [last_closed_position(window) for window in windows] if with_states else None
+        computed = _compute_windows(windows, first_new, params, state_at)
+        results.update(zip(keys, computed, strict=True))
     return {key: results[key] for key in frames}
 
 
 def _tail_window(candles: pd.DataFrame, params: IndicatorParams, since_ts: Any) -> tuple[pd.DataFrame, int]:
     """(the candles a tail needs, position of the first bar at or after since_ts in it)."""
-    _check_index(candles.index)
+    check_index(candles.index)
     if not candles.index.is_monotonic_increasing:
         raise ValueError("candles must be strictly ascending in ts, without duplicates")
     since = pd.Timestamp(since_ts)
@@ -158,20 +174,41 @@ def _tail_window(candles: pd.DataFrame, params: IndicatorParams, since_ts: Any) 
 
 
 def _compute_windows(
-    windows: Sequence[pd.DataFrame], first_new: Sequence[int], params: IndicatorParams
-) -> list[pd.DataFrame]:
-    """Indicator frames of windows of one length, each from its bar first_new[i] on."""
-    prices = [_checked_prices(window) for window in windows]
+    windows: Sequence[pd.DataFrame],
+    first_new: Sequence[int],
+    params: IndicatorParams,
+    state_at: Sequence[int] | None = None,
+) -> list[tuple[pd.DataFrame, IndicatorState | None]]:
+    """(frame from bar first_new[i] on, state at bar state_at[i] or None) for windows of one length."""
+    prices = [checked_prices(window) for window in windows]
     bars = len(windows[0])
-    if all(first == bars for first in first_new):
+    if bars == 0 or (state_at is None and all(first == bars for first in first_new)):
         # Nothing new anywhere (or no bars at all): skip computing a warm-up only to drop it.
         empty = np.empty((len(INDICATOR_COLUMNS), 0))
-        return [_indicator_frame(empty, np.empty(0, np.int8), window.index[:0]) for window in windows]
-    high, low, close = _price_rows(prices)
-    values, codes = _indicator_block(high, low, close, params)
+        return [(indicator_frame(empty, np.empty(0, np.int8), window.index[:0]), None) for window in windows]
+    high, low, close = price_rows(prices)
+    positions = None if state_at is None else np.maximum(np.asarray(state_at, dtype=np.intp), 0)
+    values, codes, hidden = indicator_block(high, low, close, params, snapshot_at=positions)
+    frames = _window_frames(windows, first_new, values, codes)
+    if state_at is None:
+        return [(frame, None) for frame in frames]
+    vectors = snapshot(values, hidden, high, low, close, positions, params)
+    fingerprint = params_fingerprint(params)
+    states = [
+        IndicatorState(window.index[at], fingerprint, vector) if at >= first_state_bar(params) else None
+        for window, at, vector in zip(windows, state_at, vectors, strict=True)
+    ]
+    return list(zip(frames, states, strict=True))
+
+
+def _window_frames(
+    windows: Sequence[pd.DataFrame], first_new: Sequence[int], values: np.ndarray, codes: np.ndarray
+) -> list[pd.DataFrame]:
+    """Each window's frame from its bar first_new[i] on, out of the block computed for all of them."""
+    bars = len(windows[0])
     if len(windows) == 1:
         first = first_new[0]
-        return [_indicator_frame(values[:, 0, first:], codes[0, first:], windows[0].index[first:])]
+        return [indicator_frame(values[:, 0, first:], codes[0, first:], windows[0].index[first:])]
     # One frame for every instrument's new rows, then cut: slicing a frame is ~10x
     # cheaper than building one, and this path builds a thousand.
     stamps = np.concatenate(
@@ -181,103 +218,11 @@ def _compute_windows(
         ]
     )
     index = pd.DatetimeIndex(stamps, name="ts").tz_localize("UTC")
-    rows = [(row, first) for row, first in enumerate(first_new)]
-    everything = _indicator_frame(
+    rows = list(enumerate(first_new))
+    everything = indicator_frame(
         np.concatenate([values[:, row, first:] for row, first in rows], axis=1),
         np.concatenate([codes[row, first:] for row, first in rows]),
         index,
     )
     ends = np.cumsum([bars - first for first in first_new])
     return [everything.iloc[end - (bars - first) : end] for end, first in zip(ends, first_new, strict=True)]
-
-
-# A winter and a summer instant: a zone at offset zero at both is UTC under some name
-# (UTC, Etc/UTC, pytz.UTC, …); one with daylight saving is not.
-_PROBES = (datetime(2001, 1, 15), datetime(2001, 7, 15))
-
-
-def _check_index(index: pd.Index) -> None:
-    """Refuse an index that is not UTC timestamps: mixed zones would misalign bars."""
-    tz = index.tz if isinstance(index, pd.DatetimeIndex) else None
-    if tz is None or any(tz.utcoffset(probe) != timedelta(0) for probe in _PROBES):
-        raise ValueError("candles must be indexed by a UTC DatetimeIndex (ts)")
-
-
-def _checked_prices(candles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(high, low, close) of candles the engine can compute on; ValueError naming what is wrong."""
-    missing = [column for column in CANDLE_COLUMNS if column not in candles.columns]
-    if missing:
-        raise ValueError(f"candles lack columns {missing}")
-    index = candles.index
-    _check_index(index)
-    stamps = index.asi8
-    if not (stamps[1:] > stamps[:-1]).all():
-        raise ValueError("candles must be strictly ascending in ts, without duplicates")
-    prices = tuple(candles[column].to_numpy(dtype=np.float64) for column in PRICE_COLUMNS)
-    for column, values in zip(PRICE_COLUMNS, prices, strict=True):
-        # A NaN would poison every recursive average from that bar on. The sum is
-        # finite exactly when every price is (prices are far below float overflow).
-        if not np.isfinite(values.sum()):
-            raise ValueError(f"candles column {column!r} has NaN or infinite values")
-    return prices
-
-
-def _price_rows(prices: Sequence[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(high, low, close) as (instruments, bars) arrays; every instrument has the same bars."""
-    if len(prices) == 1:
-        # One instrument: read-only views of its columns, no copy.
-        return tuple(values[None, :] for values in prices[0])
-    stacked = np.empty((len(PRICE_COLUMNS), len(prices), len(prices[0][0])))
-    for row, columns in enumerate(prices):
-        for field, values in enumerate(columns):
-            stacked[field, row] = values
-    return stacked[0], stacked[1], stacked[2]
-
-
-def _indicator_block(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, params: IndicatorParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """(values, regime codes): values[i] is INDICATOR_COLUMNS[i] as an (instruments, bars) array."""
-    values = np.empty((len(INDICATOR_COLUMNS), *close.shape))
-    column = dict(zip(INDICATOR_COLUMNS, values, strict=True))
-    relative_strength_index(close, params.rsi, out=column["rsi"])
-    bollinger_bands(close, params.bb_period, params.bb_k, out=values[_BOLLINGER])
-    for name, period in (("sma_fast", params.sma_fast), ("sma_slow", params.sma_slow)):
-        if period == params.bb_period:
-            column[name][...] = column["bb_middle"]  # the same SMA: copy, don't recompute
-        else:
-            simple_moving_average(close, period, out=column[name])
-    exponential_moving_average(close, params.ema_fast, out=column["ema_fast"])
-    exponential_moving_average(close, params.ema_slow, out=column["ema_slow"])
-    exponential_moving_average(close, params.ema_trend, out=column["ema_trend"])
-    macd(
-        close, params.macd_fast, params.macd_slow, params.macd_signal,
-        out=(column["macd"], column["macd_signal"], column["macd_hist"]),
-    )  # fmt: skip
-    average_true_range(high, low, close, params.atr, out=column["atr"])
-    directional_movement_index(
-        high, low, close, params.adx,
-        average_range=column["atr"] if params.atr == params.adx else None,
-        out=(column["plus_di"], column["minus_di"], column["adx"]),
-    )  # fmt: skip
-    exponential_moving_average(high, params.channel, out=column["channel_high"])
-    exponential_moving_average(low, params.channel, out=column["channel_low"])
-    codes = regime_codes(
-        close, column["adx"], column["plus_di"], column["minus_di"],
-        column["channel_high"], column["channel_low"], params.regime_adx_min,
-        warmup=first_regime_bar(params),
-    )  # fmt: skip
-    return values, codes
-
-
-def first_regime_bar(params: IndicatorParams) -> int:
-    """The first bar with a regime: when both the ADX and the EMA channel exist."""
-    return max(2 * params.adx - 1, params.channel - 1)
-
-
-def _indicator_frame(values: np.ndarray, codes: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
-    """The public frame from an (18, bars) block and regime codes, without copying the block."""
-    frame = pd.DataFrame(values.T, index=index, columns=list(INDICATOR_COLUMNS), copy=False)
-    # object dtype keeps None (not NaN) for the warm-up, as the contract says.
-    frame.insert(len(INDICATOR_COLUMNS), "regime", pd.Series(regime_labels(codes), index=index, dtype=object))
-    return frame

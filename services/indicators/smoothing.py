@@ -10,7 +10,6 @@ __all__ = [
     "BLOCK",
     "decay_recurrence",
     "rolling_mean",
-    "rolling_mean_std",
     "seeded_smoothing",
 ]
 
@@ -205,41 +204,3 @@ def rolling_mean(values: np.ndarray, window: int, out: np.ndarray | None = None)
     drive = np.empty((rows, bars))
     np.subtract(values[:, window:], values[:, :-window], out=drive[:, window:])
     return _running_mean(drive, values[:, :window].sum(axis=1), window, result)
-
-
-def rolling_mean_std(values: np.ndarray, window: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Rolling mean and population standard deviation (ddof=0): out[0] mean, out[1] std.
-
-    Both moments are taken around each row's first value `a` rather than zero
-    (x - a is exact for prices near a), the mean square updated by
-    (d_t + d_{t-w}) * (d_t - d_{t-w}) / w with d = x - a, so the variance keeps its
-    digits even when it is a tiny fraction of the squared price. Mean and mean
-    square run as one two-row recurrence. `out` is a C-contiguous (2, rows, bars).
-    """
-    rows, bars = values.shape
-    result = np.empty((2, rows, bars)) if out is None else out
-    if not result.flags.c_contiguous:
-        raise ValueError("rolling_mean_std writes both moments through one view: out must be C-contiguous")
-    if window > bars:
-        result[...] = np.nan
-        return result
-    anchor = values[:, :1]
-    deviation = values - anchor
-    drives = np.empty((2, rows, bars))
-    mean_change, square_change = drives[0][:, window:], drives[1][:, window:]
-    np.subtract(deviation[:, window:], deviation[:, :-window], out=mean_change)
-    np.add(deviation[:, window:], deviation[:, :-window], out=square_change)
-    square_change *= mean_change
-    first_window = deviation[:, :window]
-    first_totals = np.concatenate((first_window.sum(axis=1), (first_window**2).sum(axis=1)))
-    _running_mean(drives.reshape(2 * rows, bars), first_totals, window, result.reshape(2 * rows, bars))
-    centred_mean, variance = result[:, :, window - 1 :]
-    # variance = E[(x - a)^2] - (E[x] - a)^2, both small next to a^2.
-    variance -= np.square(centred_mean, out=deviation[:, window - 1 :])
-    # Rounding can leave a flat window a hair below zero; a deviation is never
-    # negative. (Reading the minimum first is cheaper than rewriting every value.)
-    if variance.size and np.min(variance) < 0.0:
-        np.maximum(variance, 0.0, out=variance)
-    np.sqrt(variance, out=variance)
-    centred_mean += anchor
-    return result

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.indicators.smoothing import decay_recurrence, rolling_mean, rolling_mean_std, seeded_smoothing
+from services.indicators.smoothing import decay_recurrence, rolling_mean, seeded_smoothing
+from services.indicators.windows import rolling_mean_std
 
 
 def bar_by_bar(drive: np.ndarray, decay: float, scale: float, initial: np.ndarray) -> np.ndarray:
