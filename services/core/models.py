@@ -29,6 +29,7 @@ __all__ = [
     "RejectedCandle",
     "PipelineRun",
     "IndicatorValues",
+    "IndicatorState",
     "Pattern",
     "Level",
     "Signal",
@@ -167,6 +168,21 @@ class IndicatorValues(_PerBar, Base):
 
 for _name in INDICATOR_COLUMNS:  # eighteen identical float columns: declared as data, not by hand
     IndicatorValues.__table__.append_column(mapped_column(_name, Float).column)
+
+
+class IndicatorState(_PerSeries, Base):
+    """What the indicator recurrences carry past the last closed bar, so a new bar costs O(1) rows read.
+
+    `state` is the float vector of services/indicators/state.py (exact doubles),
+    valid only under the params whose fingerprint it carries.
+    """
+
+    __tablename__ = "indicator_state"
+
+    last_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    params_fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[list[float]] = mapped_column(ARRAY(Float))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
 
 class Pattern(_PerBar, Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -23,7 +23,7 @@ from services.indicators.levels import LevelParams, find_levels
 from services.indicators.patterns import PatternParams, detect_patterns
 
 __all__ = ["refresh_indicators", "refresh_regime", "refresh_patterns", "refresh_levels",
-           "CHANNEL_COLUMNS"]
+           "upsert_indicator_rows", "rows_written_here", "CHANNEL_COLUMNS"]
 
 CHANNEL_COLUMNS = ("channel_high", "channel_low")
 _KEYS = ("instrument_id", "timeframe", "ts")
@@ -74,17 +74,41 @@ def refresh_indicators(conn: Connection, instrument_id: int, timeframe: str, par
     values = values.loc[values.index >= start]
     values["is_closed"] = candles.loc[values.index, "is_closed"]
     written_columns = (*columns, *(("regime",) if stage == "indicators" else ()), "is_closed")
-    written = copy_upsert(conn, "indicator_values", (*_KEYS, *written_columns), _KEYS,
-                          _as_rows(instrument_id, timeframe, values, written_columns),
-                          update=written_columns, stamp="computed_at",
-                          # A slower, older computation must not reopen a bar another run closed.
-                          update_where="EXCLUDED.is_closed OR NOT t.is_closed",
-                          approximate=columns, tolerance=_SAME_VALUE,
-                          scale=float(candles["close"].abs().max()))
+    written = upsert_indicator_rows(conn, _as_rows(instrument_id, timeframe, values, written_columns),
+                                    written_columns, scale=float(candles["close"].abs().max()))
     last = _last_closed(values)
     if last is not None:
         write_watermark(conn, instrument_id, timeframe, stage, last)
     return {"bars": len(values), "rows_written": written}
+
+
+def upsert_indicator_rows(conn: Connection, rows: Iterable[Sequence], columns: Sequence[str], scale: float) -> int:
+    """Merge rows (instrument_id, timeframe, ts, *columns) into indicator_values; returns how many changed.
+
+    Indicator columns count as changed only beyond _SAME_VALUE of `scale` (or of
+    the value, if larger): a recomputation that agrees to the last bits is no write.
+    """
+    return copy_upsert(conn, "indicator_values", (*_KEYS, *columns), _KEYS, rows,
+                       update=columns, stamp="computed_at",
+                       # A slower, older computation must not reopen a bar another run closed.
+                       update_where="EXCLUDED.is_closed OR NOT t.is_closed",
+                       approximate=[column for column in columns if column in INDICATOR_COLUMNS],
+                       tolerance=_SAME_VALUE, scale=scale)
+
+
+def rows_written_here(conn: Connection, timeframe: str, since: Mapping[int, datetime]) -> dict[int, int]:
+    """{instrument id: indicator rows this transaction wrote at or after its `since`}, in one query.
+
+    A row this transaction inserted or updated carries its transaction id as xmin;
+    untouched rows keep an older one. This splits one batch upsert's count by instrument.
+    """
+    counts = conn.execute(text("""
+        SELECT v.instrument_id, count(*)
+          FROM unnest(CAST(:ids AS integer[]), CAST(:since AS timestamptz[])) AS w(instrument_id, since)
+          JOIN indicator_values v ON v.instrument_id = w.instrument_id AND v.timeframe = :tf AND v.ts >= w.since
+         WHERE v.xmin = pg_current_xact_id()::xid
+         GROUP BY v.instrument_id"""), {"ids": list(since), "since": list(since.values()), "tf": timeframe}).all()
+    return {instrument_id: 0 for instrument_id in since} | dict(counts)
 
 
 def refresh_regime(conn: Connection, instrument_id: int, timeframe: str, params: IndicatorParams,

@@ -14,10 +14,11 @@ from services.core.pipeline.stages import STAGES
 from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant as _instant
 from services.indicators import analysis
+from services.indicators.batch import refresh_indicator_batch
 from services.indicators.engine import IndicatorParams
 
 __all__ = ["compute_indicators", "compute_ema_channel", "compute_regime", "detect_patterns", "find_levels",
-           "indicators_stage", "ema_stage", "regime_stage", "patterns_stage", "levels_stage"]
+           "indicators_batch", "indicators_stage", "ema_stage", "regime_stage", "patterns_stage", "levels_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,26 @@ except ValueError as exc:
     raise ConfigurationError(f"INDICATOR_PARAMS: {exc}") from None
 
 
+def indicators_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
+    """Every indicator and the regime for a batch: carried from each stored state, or from a warm-up."""
+    try:
+        start = _instant(since)
+    except ValueError as exc:  # the run validator refuses these; never let one escape as the batch's error
+        return {symbol: exc for symbol in symbols}
+    outcomes = refresh_indicator_batch(get_engine(), get_settings().exchange, symbols, timeframe, _params(),
+                                       since=start)
+    for symbol, outcome in outcomes.items():
+        log.info("%s %s: %s", symbol, timeframe, outcome)
+    return outcomes
+
+
 @app.task(name="indicators.compute")
 def compute_indicators(symbol: str, timeframe: str, since: str | None = None) -> dict:
     """Every indicator and the regime, for bars not yet computed (or from `since`)."""
-    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_indicators(
-        conn, i, timeframe, _params(), since=_instant(since)))
+    outcome = indicators_batch([symbol], timeframe, since)[symbol]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 @app.task(name="indicators.ema_channel")
@@ -78,7 +94,7 @@ def find_levels(symbol: str, timeframe: str) -> dict:
     return _run(symbol, timeframe, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))
 
 
-indicators_stage = register_stage("indicators", per_instrument(compute_indicators))
+indicators_stage = register_stage("indicators", indicators_batch)
 ema_stage = register_stage("ema", per_instrument(compute_ema_channel))
 regime_stage = register_stage("regime", per_instrument(compute_regime))
 patterns_stage = register_stage("patterns", per_instrument(detect_patterns))

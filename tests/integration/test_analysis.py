@@ -15,8 +15,9 @@ from services.indicators.analysis import (
     refresh_patterns,
     refresh_regime,
 )
+from services.indicators.batch import refresh_indicator_batch
 from services.indicators.engine import INDICATOR_COLUMNS, IndicatorParams, compute_indicators
-from services.ingest.fetching import backfill
+from services.ingest.fetching import backfill, sync_instrument
 from services.signals.generation import refresh_signals
 from tests.utils.ingest import sim_context, table_rows
 
@@ -92,12 +93,26 @@ def test_hourly_updates_recompute_only_new_bars_and_equal_a_full_recomputation(s
     _run_all_stages(engine, instrument)
     sim[1].advance(5 * 3600)
     ctx = sim_context(sim[0], engine, redis_url)
-    from services.ingest.fetching import sync_instrument
-
     sync_instrument(ctx, "BTC/USD", "1h")
     with engine.begin() as conn:
         update = refresh_indicators(conn, instrument, "1h", PARAMS)
     assert update["bars"] == 6  # the bar that was open, four closed since, the new open one
+    _assert_stored_indicators_equal_a_full_recomputation(engine, instrument)
+
+
+def test_hourly_batch_updates_carry_the_stored_state_and_equal_a_full_recomputation(sim, engine, redis_url,
+                                                                                    instrument):
+    first = refresh_indicator_batch(engine, "binance", ["BTC/USD"], "1h", PARAMS)["BTC/USD"]
+    assert (first["path"], first["reason"]) == ("warmup", "no state")
+    for _ in range(3):
+        sim[1].advance(2 * 3600)
+        sync_instrument(sim_context(sim[0], engine, redis_url), "BTC/USD", "1h")
+        update = refresh_indicator_batch(engine, "binance", ["BTC/USD"], "1h", PARAMS)["BTC/USD"]
+        assert update["path"] == "state" and update["bars"] == 3  # the bar that was open, one closed, a new open
+    _assert_stored_indicators_equal_a_full_recomputation(engine, instrument)
+
+
+def _assert_stored_indicators_equal_a_full_recomputation(engine, instrument: int) -> None:
     with engine.connect() as conn:
         candles = load_candles(conn, instrument, "1h")
     full = compute_indicators(candles[["open", "high", "low", "close", "volume"]], PARAMS)

@@ -20,6 +20,7 @@ OWNERS = {
     "fetch_ledger": "ingest/store.py",
     "rejected_candles": "ingest/store.py",
     "indicator_values": "indicators/analysis.py",
+    "indicator_state": "indicators/state_store.py",
     "patterns": "indicators/analysis.py",
     "levels": "indicators/analysis.py",
     "signals": "signals/generation.py",

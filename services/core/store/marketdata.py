@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import pandas as pd
@@ -9,7 +10,7 @@ from sqlalchemy import Connection, text
 
 from services.core.models import INDICATOR_COLUMNS
 
-__all__ = ["load_candles", "load_indicators"]
+__all__ = ["load_candles", "load_candles_batch", "load_indicators"]
 
 _OHLCV = ("open", "high", "low", "close", "volume")
 # ts as epoch milliseconds: converted to a DatetimeIndex in one vectorised step.
@@ -53,6 +54,33 @@ def load_candles(conn: Connection, instrument_id: int, timeframe: str,
                ORDER BY ts"""
     frame = _frame(conn, sql, {"i": instrument_id, "tf": timeframe, "since": since}, (*_OHLCV, "is_closed"))
     return _typed(frame, {name: "float64" for name in _OHLCV} | {"is_closed": "bool"})
+
+
+def load_candles_batch(conn: Connection, timeframe: str, since: Mapping[int, datetime | None],
+                       bars_before: int = 0) -> pd.DataFrame:
+    """load_candles for many instruments in one query: {instrument id: since} in, one frame out.
+
+    Rows are grouped by instrument (column instrument_id, ascending ids) and
+    ascending in ts within each; the other columns are load_candles'. As there, a
+    `since` of None means the whole history, and fewer than `bars_before` bars
+    before `since` means the whole history too.
+    """
+    # The bar `bars_before` back is found per instrument by position (an index walk),
+    # so gaps in the data never shorten a warm-up.
+    lookback = """LEFT JOIN LATERAL (
+                      SELECT b.ts FROM candles b
+                       WHERE b.instrument_id = w.instrument_id AND b.timeframe = :tf AND b.ts < w.since
+                       ORDER BY b.ts DESC OFFSET :skip LIMIT 1) AS back ON true"""
+    sql = f"""SELECT (extract(epoch FROM c.ts) * 1000)::bigint, w.instrument_id,
+                     {', '.join(f'c.{name}' for name in _OHLCV)}, c.is_closed
+                FROM unnest(CAST(:ids AS integer[]), CAST(:since AS timestamptz[])) AS w(instrument_id, since)
+                {lookback if bars_before > 0 else ''}
+                JOIN candles c ON c.instrument_id = w.instrument_id AND c.timeframe = :tf
+                 AND c.ts >= coalesce({'back.ts' if bars_before > 0 else 'w.since'}, '-infinity')
+               ORDER BY w.instrument_id, c.ts"""
+    params = {"ids": list(since), "since": list(since.values()), "tf": timeframe, "skip": max(bars_before - 1, 0)}
+    frame = _frame(conn, sql, params, ("instrument_id", *_OHLCV, "is_closed"))
+    return _typed(frame, {"instrument_id": "int64"} | {name: "float64" for name in _OHLCV} | {"is_closed": "bool"})
 
 
 def load_indicators(conn: Connection, instrument_id: int, timeframe: str,
