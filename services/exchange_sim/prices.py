@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import timeframes
+from . import rng, timeframes
 from .markets import Market
-from .rng import normals, stream_key, uniforms, value_noise
+from .rng import normals, stream_key, value_noise
 
 __all__ = ["Candles", "PricePath"]
 
@@ -18,6 +18,7 @@ _YEAR_MS = 365 * 86_400_000
 _HALF_LIFE_MS = 180 * 86_400_000  # log price reverts to the market's level with this half-life
 _SUBSTEPS = 12  # intra-bar path points: what an open candle has "seen" so far
 _FAST, _SLOW = (8.0, 0.30), (96.0, 0.35)  # volatility clustering: (period in bars, log-vol std)
+_VOL_NOISE = (("vol-fast", _FAST), ("vol-slow", _SLOW))
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,13 @@ class PricePath:
         self._lock = threading.Lock()
 
     def _vol_mult(self, bars: np.ndarray) -> np.ndarray:
-        log_vol = sum(std * value_noise(self._keys[name], bars, period)
-                      for name, (period, std) in (("vol-fast", _FAST), ("vol-slow", _SLOW)))
+        return self._mult_from(bars, *(value_noise(self._keys[name], bars, period)
+                                       for name, (period, _std) in _VOL_NOISE))
+
+    @staticmethod
+    def _mult_from(bars: np.ndarray, fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+        """The volatility multiplier of `bars` from their fast and slow value noise."""
+        log_vol = _FAST[1] * fast + _SLOW[1] * slow
         # Subtracting the variance keeps E[mult**2] near 1, so sigma stays the mean volatility.
         return np.exp(log_vol - (_FAST[1] ** 2 + _SLOW[1] ** 2))
 
@@ -91,22 +97,20 @@ class PricePath:
         # Only the slice becomes an array: 1s paths have tens of thousands of blocks.
         return np.asarray(self._chain[b0: b1 + 1])
 
-    def _levels(self, n0: int, n1: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Log deviation at bar boundaries n0..n1 (relative to the first listed bar), with the
-        volatility multiplier of every bar of the blocks it spans and the first of those bars."""
+    def _levels(self, n0: int, n1: int, bars: np.ndarray, mult: np.ndarray, returns: np.ndarray) -> np.ndarray:
+        """Log deviation at bar boundaries n0..n1 (relative to the first listed bar), from the
+        volatility multipliers and return draws of `bars`, every bar of the blocks they span."""
         size = self._block
         b0, b1 = n0 // size, n1 // size
         chain = self._chain_between(b0, b1 + 1)
-        bars = np.arange(b0 * size, (b1 + 1) * size, dtype=np.int64)
-        mult = self._vol_mult(bars)
-        steps = self._sigma * mult * normals(self._keys["returns"], bars)
+        steps = self._sigma * mult * returns
         walk = np.zeros((b1 - b0 + 1, size + 1))
         np.cumsum(steps.reshape(-1, size), axis=1, out=walk[:, 1:])
         n = np.arange(n0, n1 + 1, dtype=np.int64)
         block, k = n // size - b0, n % size
         share = k / size
         drift = chain[block] + share * (chain[block + 1] - chain[block])
-        return drift + walk[block, k] - share * walk[block, size], mult, b0 * size
+        return drift + walk[block, k] - share * walk[block, size]
 
     def candles(self, first: int, count: int, now_ms: int | None = None) -> Candles:
         """Bars first..first+count-1 (global bar indices, >= first_index); a bar containing
@@ -114,17 +118,32 @@ class PricePath:
         g = np.arange(first, first + count + 1, dtype=np.int64)
         opens = timeframes.bar_open_ms(self.interval, g)
         n = g[:-1] - self.first_index
-        x, block_mult, first_bar = self._levels(int(n[0]), int(n[-1]) + 1)
+        n0, n1 = int(n[0]), int(n[-1]) + 1
+        size = self._block
+        lowest, highest = n0 // size * size, (n1 // size + 1) * size - 1  # the bars of the blocks spanned
+        bars = np.arange(lowest, highest + 1, dtype=np.int64)
+        knots = [rng.knot_range(lowest, highest, period) for _name, (period, _std) in _VOL_NOISE]
+        keys = self._keys
+        # Every draw of the page in one pass (a small page is made of numpy's per-call cost).
+        returns, fast, slow, shocks, noise, taker = rng.draw(
+            [(keys["returns"], bars),
+             *((keys[name], np.arange(k0, k1 + 1, dtype=np.int64)) for (name, _), (k0, k1) in zip(
+                 _VOL_NOISE, knots, strict=True)),
+             (keys["intrabar"], n[:, None] * _SUBSTEPS + np.arange(_SUBSTEPS)),
+             (keys["volume"], n)],
+            [(keys["taker"], n)])
+        block_mult = self._mult_from(bars, *(
+            rng.smooth_noise(table, k0, bars, period)
+            for table, (k0, _k1), (_name, (period, _std)) in zip((fast, slow), knots, _VOL_NOISE, strict=True)))
+        x = self._levels(n0, n1, bars, block_mult, returns)
         # The multiplier is a function of the bar alone, so the blocks' values are these bars' values.
-        mult = block_mult[n[0] - first_bar: n[-1] + 1 - first_bar]
+        mult = block_mult[n0 - lowest: n1 - lowest]
         # Intra-bar path: a Brownian bridge from open to close on _SUBSTEPS points.
         j = np.arange(1, _SUBSTEPS + 1) / _SUBSTEPS
-        shocks = normals(self._keys["intrabar"], n[:, None] * _SUBSTEPS + np.arange(_SUBSTEPS))
         walk = np.cumsum(shocks * (self._sigma * mult / math.sqrt(_SUBSTEPS))[:, None], axis=1)
         bridge = walk - j * walk[:, -1:]
         path = np.hstack([x[:-1, None], x[:-1, None] + j * (x[1:] - x[:-1])[:, None] + bridge])
         close, high, low = x[1:].copy(), path.max(axis=1), path.min(axis=1)
-        noise = normals(self._keys["volume"], n)
         volume = self.market.hourly_volume * self._bar_hours * mult**1.5 * np.exp(0.5 * noise - 0.125)
         if now_ms is not None and opens[-2] <= now_ms < opens[-1]:
             elapsed = (now_ms - opens[-2]) / (opens[-1] - opens[-2])
@@ -135,7 +154,7 @@ class PricePath:
             open_ms=opens[:-1], close_ms=opens[1:] - 1,
             open=level * np.exp(x[:-1]), high=level * np.exp(high), low=level * np.exp(low),
             close=level * np.exp(close), volume=volume,
-            taker_share=0.35 + 0.3 * uniforms(self._keys["taker"], n),
+            taker_share=0.35 + 0.3 * taker,
         )
 
 
