@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from services.api.app import create_app
-from services.core.celery_app import create_celery
+from services.core.celery_app import QUEUES, create_celery
 from services.core.config import get_settings
 from tests.utils.servers import free_port, wait_for_port
 
@@ -71,7 +71,7 @@ def test_readiness_turns_ok_once_a_worker_consumes_every_queue(service_env, monk
         api = create_app(get_settings(), celery, redis.Redis.from_url(service_env["REDIS_URL"]), engine).test_client()
         assert api.get("/api/health").status_code == 503
 
-        worker = [str(_BIN / "celery"), "-A", "services.core.celery_app", "worker", "-Q", "ingest,indicators,signals",
+        worker = [str(_BIN / "celery"), "-A", "services.core.celery_app", "worker", "-Q", ",".join(QUEUES),
                   "-c", "1", "--pool", "solo", "-n", f"api-health-{os.getpid()}@%h", "--loglevel", "WARNING"]
         with running(worker, service_env, tmp_path / "worker.log") as process:
             deadline = time.monotonic() + 90
