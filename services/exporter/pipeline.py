@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from sqlalchemy import Engine, Row, text
 
 from services.core.config import timeframe_seconds
+from services.exporter.exposition import render_families
 from services.exporter.health import ScrapeHealth
 
 __all__ = ["PipelineQuery", "PipelineCollector", "PipelineRefresher", "QUERIES", "FINAL_STATES"]
@@ -126,6 +128,22 @@ QUERIES = (
 )
 
 
+@dataclass
+class _Read:
+    """One query's families from one read, and their exposition in each format scrapes asked for."""
+
+    at: float
+    families: list[Metric]
+    rendered: dict[str, bytes] = field(default_factory=dict)  # content type → bytes
+
+
+# Formats rendered ahead at each refresh: the classic text format and the OpenMetrics that
+# Prometheus asks for from the start, then others scrapes ask for; a few at most, whatever
+# Accept headers arrive.
+_AHEAD = ("", "application/openmetrics-text;version=1.0.0")
+_MAX_FORMATS = 4
+
+
 class PipelineCollector:
     """Runs each query in its own short transaction under a statement timeout; a failing one is skipped.
 
@@ -133,6 +151,9 @@ class PipelineCollector:
     thread calls `refresh()` on that interval and scrapes build their families from the latest
     rows: these figures change once an hour, while the queries grow with the instruments and
     would take most of a scrape's budget. Rows older than four intervals are no longer served.
+
+    In that mode `refresh()` also renders the families to exposition text, for `exposition()`:
+    with 10,000 instruments they are 40,000 samples, and formatting them took a scrape 300 ms.
     """
 
     def __init__(self, engine: Engine, health: ScrapeHealth, *, query_timeout_ms: int = 2000,
@@ -145,30 +166,61 @@ class PipelineCollector:
         self.refresh_interval_s = refresh_interval_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._latest: dict[str, tuple[float, list[Metric]]] = {}
+        self._latest: dict[str, _Read] = {}
+        self._formats: dict[str, Callable[[object], bytes]] = {
+            content_type: encoder for encoder, content_type in map(choose_encoder, _AHEAD)}
 
     def describe(self) -> list[Metric]:
         return []
 
     def refresh(self) -> None:
-        """Run every query now; keep the families of those that succeeded."""
+        """Run every query now; keep the families of those that succeeded (rendered, in background mode)."""
+        with self._lock:
+            formats = dict(self._formats) if self.refresh_interval_s else {}
         for query in self._queries:
-            families = self._health.attempt(query.collector, lambda q=query: list(q.families(self._rows(q))))
-            if families is not None:
+            read = self._health.attempt(query.collector, lambda q=query: self._read(q, formats))
+            if read is not None:
                 with self._lock:
-                    self._latest[query.collector] = (self._clock(), families)
+                    self._latest[query.collector] = read
 
     def collect(self) -> Iterator[Metric]:
         if not self.refresh_interval_s:
             with self._lock:
                 self._latest.clear()  # a query failing now must not be answered by an older read
             self.refresh()
+        for read in self._fresh():
+            yield from read.families
+
+    def exposition(self, content_type: str, encoder: Callable[[object], bytes]) -> bytes:
+        """The latest families as `encoder` writes them (less OpenMetrics' `# EOF`), as rendered at refresh.
+
+        A format no refresh rendered yet is rendered now, once per read, and ahead of time
+        from the next refresh on. Background mode only: it never queries Postgres.
+        """
+        with self._lock:
+            if content_type not in self._formats and len(self._formats) < _MAX_FORMATS:
+                self._formats[content_type] = encoder
+        parts = []
+        for read in self._fresh():
+            rendered = read.rendered.get(content_type)
+            if rendered is None:
+                rendered = render_families(encoder, read.families, content_type)
+                with self._lock:
+                    if len(read.rendered) < _MAX_FORMATS:
+                        read.rendered[content_type] = rendered
+            parts.append(rendered)
+        return b"".join(parts)
+
+    def _fresh(self) -> list[_Read]:
         oldest = self._clock() - 4 * self.refresh_interval_s if self.refresh_interval_s else float("-inf")
         with self._lock:
-            latest = list(self._latest.values())
-        for read_at, families in latest:
-            if read_at >= oldest:
-                yield from families
+            return [read for read in self._latest.values() if read.at >= oldest]
+
+    def _read(self, query: PipelineQuery, formats: dict[str, Callable[[object], bytes]]) -> _Read:
+        families = list(query.families(self._rows(query)))
+        rendered = {content_type: render_families(encoder, families, content_type)
+                    for content_type, encoder in formats.items()}
+        return _Read(self._clock(), families, rendered)
 
     def _rows(self, query: PipelineQuery) -> Sequence[Row]:
         with self._engine.connect() as conn:

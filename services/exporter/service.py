@@ -7,7 +7,8 @@ from functools import lru_cache
 
 import redis
 from celery import Celery
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
 from sqlalchemy import Engine
 
 from services.core import keys
@@ -15,6 +16,7 @@ from services.core.config import Settings, get_settings
 from services.exporter.beat import BeatCollector
 from services.exporter.event_stream import EventStream
 from services.exporter.events import TaskEventCollector, TaskEventStats
+from services.exporter.exposition import EOF, metrics_app, render_families, serve_metrics
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
 from services.exporter.pipeline import PipelineCollector, PipelineRefresher
 from services.exporter.queues import QueueCollector, QueueProbe
@@ -55,7 +57,9 @@ class Exporter:
         self.pipeline = PipelineCollector(engine, self.health, query_timeout_ms=self.settings.exporter_query_timeout_ms,
                                           refresh_interval_s=self.settings.exporter_db_refresh_s)
         self.refresher = PipelineRefresher(self.pipeline) if self.settings.exporter_db_refresh_s else None
-        self.registry = CollectorRegistry()
+        # `registry` holds every collector; `_live` all but the pipeline's, whose families a
+        # scrape takes ready-rendered from the last background read (render()).
+        self.registry, self._live = CollectorRegistry(), CollectorRegistry()
         for collector in (
             QueueCollector(probe, self.health),
             WorkerCollector(self.workers),
@@ -66,6 +70,8 @@ class Exporter:
             ScrapeHealthCollector(self.health),  # last: it reports the errors of the scrape it ends
         ):
             self.registry.register(collector)
+            if collector is not self.pipeline:
+                self._live.register(collector)
         self._server = None
 
     @classmethod
@@ -80,6 +86,22 @@ class Exporter:
         # transactions, so it holds for whatever engine a test or benchmark hands in too.
         return cls(app, client, engine_for(settings.database_url), settings)
 
+    def render(self, accept: str | None = None, names: list[str] | None = None) -> tuple[bytes, str]:
+        """A scrape's body and content type for an Accept header (and `name[]` filter), as /metrics serves it.
+
+        The bytes are prometheus_client's own exposition of the registry (render_families
+        writes the sample lines faster, docs/benchmarks.md). In background mode the pipeline's
+        families come last, as rendered at the last refresh; a `name[]` filter, or reading
+        Postgres on every scrape, renders the registry as it stands, in its order.
+        """
+        encoder, content_type = choose_encoder(accept or "")
+        closing = EOF if content_type.startswith("application/openmetrics-text") else b""
+        if names or not self.pipeline.refresh_interval_s:
+            source = self.registry.restricted_registry(names) if names else self.registry
+            return render_families(encoder, source.collect(), content_type) + closing, content_type
+        return b"".join((render_families(encoder, self._live.collect(), content_type),
+                         self.pipeline.exposition(content_type, encoder), closing)), content_type
+
     def _worker_event(self, event) -> None:
         if str(event.get("type", "")).startswith("worker-"):
             self.workers.record_event(event)
@@ -92,7 +114,7 @@ class Exporter:
             thread.start()
         if serve:
             bind, port = self.settings.exporter_bind, self.settings.exporter_port
-            self._server, _thread = start_http_server(port, bind, self.registry)
+            self._server, _thread = serve_metrics(metrics_app(self.render), bind, port)
             log.info("exporter serving metrics on %s:%d", bind, port)
 
     def stop(self) -> None:
