@@ -24,9 +24,10 @@ def _escaped(value: str) -> str:
 
 def _cell(value: object) -> str:
     """One value in COPY text format; \\N is NULL (None and NaN alike)."""
-    # The exact built-in types are told apart by one `type() is` each, most common first: the
-    # isinstance chain below costs a third more per value (ADR 0018). Subclasses (numpy
-    # floats, enums, pandas Timestamps) take that chain and come out as they always did.
+    # The exact built-in types are told apart by one `type() is` each, most common first:
+    # candle and indicator rows serialize 1.3-1.4x faster than through the isinstance chain
+    # alone (ADR 0018). Subclasses (numpy floats, enums, pandas Timestamps) take that chain
+    # and come out as they always did.
     kind = type(value)
     if kind is float:
         return repr(value) if value == value else "\\N"  # repr keeps every bit of the double
@@ -74,7 +75,6 @@ def copy_upsert(conn: Connection, table: str, columns: Sequence[str], keys: Sequ
     move by more than `tolerance` of their magnitude (or of `scale`, if larger): a
     recomputation that agrees to the last few bits is not a change. With no `update` columns existing rows stay.
     """
-    # map() rather than a generator per row: a third of serialization's time went to the generators.
     lines = ["\t".join(map(_cell, row)) for row in rows]
     if not lines:
         return 0
