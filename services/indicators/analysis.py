@@ -102,12 +102,15 @@ def rows_written_here(conn: Connection, timeframe: str, since: Mapping[int, date
     A row this transaction inserted or updated carries its transaction id as xmin;
     untouched rows keep an older one. This splits one batch upsert's count by instrument.
     """
+    # LATERAL: one primary-key range scan per instrument, never a scan of the whole table.
     counts = conn.execute(text("""
-        SELECT v.instrument_id, count(*)
+        SELECT w.instrument_id, v.written
           FROM unnest(CAST(:ids AS integer[]), CAST(:since AS timestamptz[])) AS w(instrument_id, since)
-          JOIN indicator_values v ON v.instrument_id = w.instrument_id AND v.timeframe = :tf AND v.ts >= w.since
-         WHERE v.xmin = pg_current_xact_id()::xid
-         GROUP BY v.instrument_id"""), {"ids": list(since), "since": list(since.values()), "tf": timeframe}).all()
+         CROSS JOIN LATERAL (
+               SELECT count(*) AS written FROM indicator_values v
+                WHERE v.instrument_id = w.instrument_id AND v.timeframe = :tf AND v.ts >= w.since
+                  AND v.xmin = pg_current_xact_id()::xid) AS v"""),
+        {"ids": list(since), "since": list(since.values()), "tf": timeframe}).all()
     return {instrument_id: 0 for instrument_id in since} | dict(counts)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from services.core.store.instruments import require_instrument
 from services.core.store.marketdata import load_candles_batch
@@ -120,6 +120,9 @@ def _resolve(conn: Connection, exchange: str, symbols: Sequence[str], unknown: d
 def _update(conn: Connection, series: dict[int, _Series], timeframe: str, params: IndicatorParams,
             since: datetime | None) -> None:
     """Route, read, compute and write every resolved series, in the caller's transaction."""
+    # The reads below are per-instrument index range scans whose row estimates are
+    # pessimistic: JIT-compiling them took 0.2-0.9 s, running them ~1 ms (measured).
+    conn.execute(text("SET LOCAL jit = off"))
     fingerprint = params_fingerprint(params)
     for instrument_id, stored in read_series(conn, list(series), timeframe, STAGE).items():
         series[instrument_id].stored = stored

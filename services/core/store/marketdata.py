@@ -58,27 +58,34 @@ def load_candles(conn: Connection, instrument_id: int, timeframe: str,
 
 def load_candles_batch(conn: Connection, timeframe: str, since: Mapping[int, datetime | None],
                        bars_before: int = 0) -> pd.DataFrame:
-    """load_candles for many instruments in one query: {instrument id: since} in, one frame out.
+    """load_candles for many instruments: {instrument id: since} in, one frame out, in one query.
 
     Rows are grouped by instrument (column instrument_id, ascending ids) and
     ascending in ts within each; the other columns are load_candles'. As there, a
     `since` of None means the whole history, and fewer than `bars_before` bars
-    before `since` means the whole history too.
+    before `since` means the whole history too. A lookback costs one index walk per
+    instrument first (its own small query, as load_candles does).
     """
-    # The bar `bars_before` back is found per instrument by position (an index walk),
-    # so gaps in the data never shorten a warm-up.
-    lookback = """LEFT JOIN LATERAL (
-                      SELECT b.ts FROM candles b
-                       WHERE b.instrument_id = w.instrument_id AND b.timeframe = :tf AND b.ts < w.since
-                       ORDER BY b.ts DESC OFFSET :skip LIMIT 1) AS back ON true"""
+    starts = dict(since)
+    if bars_before > 0:
+        starts = {instrument_id: None if at is None else _bars_back(conn, instrument_id, timeframe, at, bars_before)
+                  for instrument_id, at in starts.items()}
+    # LATERAL with its own ORDER BY, so the planner cannot flatten it into a join that
+    # hashes the whole candles table: each instrument is one primary-key range scan,
+    # O(the rows it returns). Ordering by the (ascending) ids' ordinality keeps the
+    # final sort incremental: each instrument's rows already come sorted by ts.
     sql = f"""SELECT (extract(epoch FROM c.ts) * 1000)::bigint, w.instrument_id,
                      {', '.join(f'c.{name}' for name in _OHLCV)}, c.is_closed
-                FROM unnest(CAST(:ids AS integer[]), CAST(:since AS timestamptz[])) AS w(instrument_id, since)
-                {lookback if bars_before > 0 else ''}
-                JOIN candles c ON c.instrument_id = w.instrument_id AND c.timeframe = :tf
-                 AND c.ts >= coalesce({'back.ts' if bars_before > 0 else 'w.since'}, '-infinity')
-               ORDER BY w.instrument_id, c.ts"""
-    params = {"ids": list(since), "since": list(since.values()), "tf": timeframe, "skip": max(bars_before - 1, 0)}
+                FROM unnest(CAST(:ids AS integer[]), CAST(:since AS timestamptz[]))
+                     WITH ORDINALITY AS w(instrument_id, since, position)
+               CROSS JOIN LATERAL (
+                     SELECT * FROM candles c
+                      WHERE c.instrument_id = w.instrument_id AND c.timeframe = :tf
+                        AND c.ts >= coalesce(w.since, '-infinity')
+                      ORDER BY c.ts) AS c
+               ORDER BY w.position, c.ts"""
+    ordered = sorted(starts)
+    params = {"ids": [int(i) for i in ordered], "since": [starts[i] for i in ordered], "tf": timeframe}
     frame = _frame(conn, sql, params, ("instrument_id", *_OHLCV, "is_closed"))
     return _typed(frame, {"instrument_id": "int64"} | {name: "float64" for name in _OHLCV} | {"is_closed": "bool"})
 
