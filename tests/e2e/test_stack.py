@@ -40,7 +40,10 @@ def test_the_api_reports_every_dependency_ready(stack):
 
     assert reply.status == 200, reply.text
     assert reply.body["checks"]["redis"] == "ok" and reply.body["checks"]["postgres"] == "ok"
-    assert all(len(workers) == 1 for workers in reply.body["checks"]["queues"].values()), reply.body
+    queues = reply.body["checks"]["queues"]
+    assert all(len(queues[queue]) == 1 for queue in QUEUES), reply.body
+    # Every worker also takes runs' start and finish off the pipeline queue.
+    assert sorted(worker.split("@")[0] for worker in queues["pipeline"]) == sorted(QUEUES), reply.body
 
 
 def test_a_run_without_the_token_is_refused(stack):
