@@ -16,8 +16,8 @@ SEGMENT = 256
 
 # A running variance closer to zero than TRUST times its rounding bound is recomputed
 # exactly from its window. Above it, the square root keeps the error below
-# sqrt(bound / TRUST) / 2, about 1.6e-10 of the segment's price range; below it, only
-# near-flat windows (a deviation under ~3e-4 of that range) pay the exact pass.
+# sqrt(bound / TRUST) / 2, under 1e-9 of the segment's price range; below it, only
+# near-flat windows (a deviation under ~1e-3 of that range) pay the exact pass.
 TRUST = 1e6
 
 _EPSILON = float(np.finfo(np.float64).eps)
@@ -41,9 +41,9 @@ def rolling_mean_std(values: np.ndarray, window: int, out: np.ndarray | None = N
     """Rolling mean and population standard deviation (ddof=0): out[0] mean, out[1] std.
 
     Running sums of the deviations and squared deviations around each segment's
-    anchor a run as one recurrence over (rows x segments) short rows. Windows whose variance
-    is within reach of its rounding bound (flat or nearly flat ones) are then
-    recomputed exactly by window_mean_std. NaN before the first full window.
+    anchor a run as one recurrence over (rows x segments) short rows. Windows whose
+    variance is within reach of its rounding bound (flat or nearly flat ones) are
+    then recomputed exactly by window_mean_std. NaN before the first full window.
     `out` is a C-contiguous (2, rows, bars) array.
     """
     rows, bars = values.shape
@@ -61,22 +61,20 @@ def rolling_mean_std(values: np.ndarray, window: int, out: np.ndarray | None = N
     drives = _segment_drives(values, window, anchor, first_windows, segments * SEGMENT)
     moments = decay_recurrence(drives.reshape(-1, SEGMENT), 1.0, 1.0 / window, overwrite_drive=True)
     centred, variance = moments.reshape(2, rows, segments, SEGMENT)
-    variance -= np.square(centred)
-    bound = _rounding_bound(values, window, anchor, first_windows)
-    suspect = variance < TRUST * bound[:, :, None]
-    suspect.reshape(rows, -1)[:, ends:] = False  # the last segment's padding
-    centred += anchor[:, :, None]
+    # Before the squared mean comes off, `variance` is the mean square around the anchor.
+    largest_square = variance.max(axis=-1)
+    variance -= np.square(centred, out=drives[0].reshape(centred.shape))  # the spent drives as scratch
+    variance.reshape(rows, -1)[:, ends:] = np.inf  # the last segment's padding is never suspect
+    suspect = _suspect_windows(variance, largest_square, window)
     mean, deviation = result[0][:, window - 1 :], result[1][:, window - 1 :]
-    mean[...] = centred.reshape(rows, -1)[:, :ends]
-    if suspect.any():
-        # Rare in live prices, common in a market that stops trading: exact, from the window.
-        row, end = np.nonzero(suspect.reshape(rows, -1))
-        exact_mean, exact_deviation = window_mean_std(values[row[:, None], end[:, None] + np.arange(window)])
-        variance.reshape(rows, -1)[row, end] = 0.0  # its square root is replaced below
-        mean[row, end] = exact_mean
+    _add_anchors(centred, anchor, mean)
+    if suspect is not None:
+        variance.reshape(rows, -1)[suspect] = 0.0  # may have rounded below zero; replaced below
     np.sqrt(variance.reshape(rows, -1)[:, :ends], out=deviation)
-    if suspect.any():
-        deviation[row, end] = exact_deviation
+    if suspect is not None:
+        # Rare in live prices, common in a market that stops trading: exact, from the window.
+        row, end = suspect
+        mean[suspect], deviation[suspect] = window_mean_std(values[row[:, None], end[:, None] + np.arange(window)])
     return result
 
 
@@ -89,44 +87,59 @@ def _segment_drives(
     squared deviations change by (2e - c) * c: never a sum of two raw prices,
     which would round at the price's scale instead of the deviation's.
     """
-    rows = values.shape[0]
-    ends = values.shape[1] - window + 1
+    rows, bars = values.shape
+    ends = bars - window + 1
     drives = np.empty((2, rows, padded))
-    drives[1][:, 0] = drives[1][:, ends:] = 0.0  # never computed below, but shifted by the anchor
     mean_change, square_change = drives[0][:, 1:ends], drives[1][:, 1:ends]
     np.subtract(values[:, window:], values[:, :-window], out=mean_change)
-    square_change[...] = values[:, window:]
-    drives[1].reshape(rows, -1, SEGMENT)[...] -= anchor[:, :, None]
+    _per_segment(np.subtract, values[:, window - 1 :], anchor, drives[1][:, :ends])  # e, 0 at each anchor
     np.add(square_change, square_change, out=square_change)
     square_change -= mean_change
     square_change *= mean_change
-    deviation = first_windows - anchor[:, :, None]
-    drives[0][:, ::SEGMENT] = deviation.sum(axis=-1)
-    drives[1][:, ::SEGMENT] = np.square(deviation).sum(axis=-1)
+    first_deviation = first_windows - anchor[:, :, None]
+    drives[0][:, ::SEGMENT] = first_deviation.sum(axis=-1)
+    drives[1][:, ::SEGMENT] = np.square(first_deviation).sum(axis=-1)
     drives[:, :, ends:] = 0.0
     return drives
 
 
-def _rounding_bound(values: np.ndarray, window: int, anchor: np.ndarray, first_windows: np.ndarray) -> np.ndarray:
-    """(rows, segments): what rounding may have added to a segment's running variance.
+def _per_segment(operation: np.ufunc, values: np.ndarray, per_segment: np.ndarray, out: np.ndarray) -> None:
+    """out = operation(values, the value of each one's segment), for (rows, ends) values and out."""
+    rows, ends = values.shape
+    full = ends // SEGMENT
+    if full:
+        target = out[:, : full * SEGMENT].view()
+        target.shape = (rows, full, SEGMENT)  # raises rather than silently writing into a copy
+        operation(values[:, : full * SEGMENT].reshape(rows, full, SEGMENT), per_segment[:, :full, None], out=target)
+    if ends > full * SEGMENT:
+        operation(values[:, full * SEGMENT :], per_segment[:, full : full + 1], out=out[:, full * SEGMENT :])
 
-    With D the largest distance from the anchor of any price the segment's windows
+
+def _add_anchors(centred: np.ndarray, anchor: np.ndarray, mean: np.ndarray) -> None:
+    """mean = centred mean + its segment's anchor, written straight into the (rows, ends) output."""
+    rows, ends = mean.shape
+    _per_segment(np.add, centred.reshape(rows, -1)[:, :ends], anchor, mean)
+
+
+def _suspect_windows(
+    variance: np.ndarray, largest_square: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(row, window end) of every variance below TRUST times its segment's rounding bound; None if none.
+
+    With D the largest distance from the anchor of any price a segment's windows
     read, every change is at most 4 D^2 / window (rounded a few times) and every
     running value at most D^2; up to SEGMENT of them accumulate, plus the first
-    window's sum and the final subtraction of the squared mean.
+    window's sum and the final subtraction of the squared mean. D^2 is at most
+    window times the segment's largest mean square around the anchor (the window
+    holding that price has at least D^2 / window), which the recurrence just gave.
+    The minimum per segment is read first, so the common case writes no mask at all.
     """
-    rows = values.shape[0]
-    segments = anchor.shape[1]
-    end_prices = values[:, window - 1 :]
-    full = (segments - 1) * SEGMENT
-    high = np.empty((rows, segments))
-    low = np.empty((rows, segments))
-    if full:
-        blocks = end_prices[:, :full].reshape(rows, -1, SEGMENT)
-        blocks.max(axis=-1, out=high[:, :-1])
-        blocks.min(axis=-1, out=low[:, :-1])
-    high[:, -1], low[:, -1] = end_prices[:, full:].max(axis=-1), end_prices[:, full:].min(axis=-1)
-    np.maximum(high, first_windows.max(axis=-1), out=high)
-    np.minimum(low, first_windows.min(axis=-1), out=low)
-    reach = np.maximum(high - anchor, anchor - low)
-    return _EPSILON * (SEGMENT * (1.0 + 16.0 / window) + 8.0) * np.square(reach)
+    reach_squared = window * largest_square
+    threshold = TRUST * _EPSILON * (SEGMENT * (1.0 + 16.0 / window) + 8.0) * reach_squared
+    flagged = np.nonzero(variance.min(axis=-1) < threshold)
+    if not len(flagged[0]):
+        return None
+    rows, segments = flagged
+    inside = variance[rows, segments] < threshold[rows, segments, None]
+    which, offset = np.nonzero(inside)
+    return rows[which], segments[which] * SEGMENT + offset
