@@ -238,7 +238,10 @@ def _first_new_bar(window: pd.DataFrame, start: datetime | None, inclusive: bool
         index = index[index >= start] if inclusive else index[index > start]
     if len(index):
         return index[0]
-    return (window.index[-1] if len(window) else pd.Timestamp(0, tz="UTC")) + pd.Timedelta(1, "ns")
+    if not len(window):
+        return pd.Timestamp(0, tz="UTC")
+    # One tick of the index's own resolution: a finer one cannot be compared with it losslessly.
+    return window.index[-1] + pd.Timedelta(1, window.index.unit)
 
 
 def _write(conn: Connection, series: dict[int, _Series], chunks: list[_Rows], timeframe: str) -> None:

@@ -272,6 +272,34 @@ def test_a_failed_transaction_gives_every_symbol_its_error_and_commits_nothing(e
     assert _snapshot(engine) == before
 
 
+def test_an_instrument_without_candles_in_the_timeframe_computes_nothing_and_stores_no_state(engine, two_markets):
+    with engine.begin() as conn:
+        ensure_instrument(conn, EXCHANGE, "CCC/USD", "4h")  # ingested, but only on another timeframe
+    results = _run(engine, ["CCC/USD", "AAA/USD"])
+    assert results["CCC/USD"] == {"symbol": "CCC/USD", "timeframe": "1h", "bars": 0, "rows_written": 0,
+                                  "path": "warmup", "reason": "no state"}
+    assert len(table_rows(engine, "SELECT 1 FROM indicator_state")) == 2
+
+
+def test_a_fallback_without_any_new_bar_still_stores_a_fresh_state(engine):
+    market = _market("AAA/USD")
+    _store(engine, "AAA/USD", market.iloc[:HISTORY], open_last=False)
+    _run(engine, ["AAA/USD"])
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM indicator_state"))
+    result = _run(engine, ["AAA/USD"])["AAA/USD"]
+    assert (result["path"], result["reason"], result["bars"]) == ("warmup", "no state", 0)
+    assert table_rows(engine, "SELECT last_ts FROM indicator_state") == [(market.index[HISTORY - 1].to_pydatetime(),)]
+    assert _run(engine, ["AAA/USD"])["AAA/USD"]["path"] == "state"
+
+
+def test_a_history_too_short_for_a_state_is_computed_and_falls_back_again_next_time(engine):
+    _store(engine, "AAA/USD", _market("AAA/USD").iloc[:150])
+    first, second = _run(engine, ["AAA/USD"])["AAA/USD"], _run(engine, ["AAA/USD"])["AAA/USD"]
+    assert (first["bars"], first["rows_written"], second["reason"]) == (150, 150, "no state")
+    assert not table_rows(engine, "SELECT 1 FROM indicator_state")
+
+
 def test_a_stored_state_reads_back_bit_for_bit(engine):
     instrument_id = _store(engine, "AAA/USD", _market("AAA/USD").iloc[:10])
     rng = np.random.default_rng(3)
