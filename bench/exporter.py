@@ -157,7 +157,7 @@ def main() -> None:
                 while not exporter.health.snapshot()[1].get("signals"):  # the first read is in
                     time.sleep(0.1)
             port = free_port()
-            server, _thread = serve_metrics(metrics_app(exporter.render), "127.0.0.1", port)
+            server, _thread = serve_metrics(metrics_app(exporter.render_parts), "127.0.0.1", port)
             try:
                 failed |= _measure(label, exporter, f"http://127.0.0.1:{port}/metrics", scrapes, interval)
             finally:

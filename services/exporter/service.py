@@ -16,7 +16,7 @@ from services.core.config import Settings, get_settings
 from services.exporter.beat import BeatCollector
 from services.exporter.event_stream import EventStream
 from services.exporter.events import TaskEventCollector, TaskEventStats
-from services.exporter.exposition import EOF, metrics_app, render_families, serve_metrics
+from services.exporter.exposition import EMPTY, EOF, Chunk, metrics_app, render_families, serve_metrics
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
 from services.exporter.pipeline import PipelineCollector, PipelineRefresher
 from services.exporter.queues import QueueCollector, QueueProbe
@@ -58,7 +58,7 @@ class Exporter:
                                           refresh_interval_s=self.settings.exporter_db_refresh_s)
         self.refresher = PipelineRefresher(self.pipeline) if self.settings.exporter_db_refresh_s else None
         # `registry` holds every collector; `_live` all but the pipeline's, whose families a
-        # scrape takes ready-rendered from the last background read (render()).
+        # scrape takes ready-rendered from the last background read (render_parts()).
         self.registry, self._live = CollectorRegistry(), CollectorRegistry()
         for collector in (
             QueueCollector(probe, self.health),
@@ -87,20 +87,25 @@ class Exporter:
         return cls(app, client, engine_for(settings.database_url), settings)
 
     def render(self, accept: str | None = None, names: list[str] | None = None) -> tuple[bytes, str]:
-        """A scrape's body and content type for an Accept header (and `name[]` filter), as /metrics serves it.
+        """A scrape's body and content type for an Accept header (and `name[]` filter), as /metrics serves it."""
+        head, tail, content_type = self.render_parts(accept, names)
+        return head.data + tail, content_type
+
+    def render_parts(self, accept: str | None = None, names: list[str] | None = None) -> tuple[Chunk, bytes, str]:
+        """The body as the Chunk it opens with, the rest, and the content type.
 
         The bytes are prometheus_client's own exposition of the registry (render_families
         writes the sample lines faster, docs/benchmarks.md). In background mode the pipeline's
-        families come last, as rendered at the last refresh; a `name[]` filter, or reading
-        Postgres on every scrape, renders the registry as it stands, in its order.
+        families come first, as rendered and deflated after the last refresh; a `name[]`
+        filter, or reading Postgres on every scrape, renders the registry as it stands.
         """
         encoder, content_type = choose_encoder(accept or "")
         closing = EOF if content_type.startswith("application/openmetrics-text") else b""
         if names or not self.pipeline.refresh_interval_s:
             source = self.registry.restricted_registry(names) if names else self.registry
-            return render_families(encoder, source.collect(), content_type) + closing, content_type
-        return b"".join((render_families(encoder, self._live.collect(), content_type),
-                         self.pipeline.exposition(content_type, encoder), closing)), content_type
+            return EMPTY, render_families(encoder, source.collect(), content_type) + closing, content_type
+        return (self.pipeline.exposition(content_type, encoder),
+                render_families(encoder, self._live.collect(), content_type) + closing, content_type)
 
     def _worker_event(self, event) -> None:
         if str(event.get("type", "")).startswith("worker-"):
@@ -114,7 +119,7 @@ class Exporter:
             thread.start()
         if serve:
             bind, port = self.settings.exporter_bind, self.settings.exporter_port
-            self._server, _thread = serve_metrics(metrics_app(self.render), bind, port)
+            self._server, _thread = serve_metrics(metrics_app(self.render_parts), bind, port)
             log.info("exporter serving metrics on %s:%d", bind, port)
 
     def stop(self) -> None:

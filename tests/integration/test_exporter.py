@@ -168,6 +168,25 @@ def test_pipeline_metrics_reflect_the_rows_in_postgres(engine):
     assert health.snapshot()[0] == {}
 
 
+def test_freshness_read_one_instrument_per_page_is_the_same_as_in_one_page(engine):
+    _pipeline_rows(engine)
+    with engine.begin() as conn:  # an instrument without timeframes must not end the pages early
+        conn.execute(text("""INSERT INTO instruments (id, exchange, symbol, timeframes) VALUES
+            (3, 'binance', 'NONE/USD', ARRAY[]::varchar[]), (4, 'binance', 'SOL/USD', ARRAY['1h'])"""))
+        conn.execute(text("""INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume,
+            is_closed) VALUES (4, '1h', date_trunc('hour', now()) - interval '2 hours', 1, 1, 1, 1, 1, true)"""))
+    freshness = next(q for q in QUERIES if q.collector == "data_freshness")
+    reads = []
+    for page in (1, freshness.page):
+        registry = CollectorRegistry()
+        registry.register(PipelineCollector(engine, ScrapeHealth(), queries=[replace(freshness, page=page)]))
+        reads.append({(s.name, tuple(sorted(s.labels.items()))) for m in registry.collect() for s in m.samples})
+    assert reads[0] == reads[1]
+    assert ("candleflow_timeframe_seconds", (("timeframe", "4h"),)) in reads[0]
+    assert {dict(labels).get("symbol") for name, labels in reads[0] if name == "candleflow_data_age_seconds"} == {
+        "BTC/USD", "ETH/USD", "SOL/USD"}
+
+
 def test_a_broken_query_is_reported_while_the_other_pipeline_metrics_still_arrive(engine):
     _pipeline_rows(engine)
     queries = [replace(q, sql="SELECT reason FROM no_such_table") if q.collector == "rejected_candles" else q

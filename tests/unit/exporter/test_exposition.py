@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 
 import pytest
 from prometheus_client.core import (
@@ -19,7 +20,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from services.core.config import load_settings
-from services.exporter.exposition import EOF, metrics_app, render_families
+from services.exporter.exposition import EMPTY, EOF, Chunk, gzip_body, metrics_app, render_families
 from services.exporter.service import Exporter
 from tests.unit.exporter.fakes import FakeEngine, FakeRedis
 from tests.unit.exporter.test_service import sender_app
@@ -99,7 +100,8 @@ def test_the_shortcut_covers_the_pipeline_collectors_gauges():
 
 def exporter(**settings) -> Exporter:
     answers = {"max(c.ts)": [
-        {"exchange": "binance", "symbol": f"SYM{n}/USD", "timeframe": "1h", "newest_candle": 1_700_000_000.0 - n,
+        {"instrument_id": n + 1, "exchange": "binance", "symbol": f"SYM{n}/USD", "timeframe": "1h",
+         "newest_candle": 1_700_000_000.0 - n,
          "newest_signal": None if n % 3 else 1_699_990_000.0, "now": 1_700_003_600.0} for n in range(50)],
         "DISTINCT ON (kind)": [{"kind": "all", "state": "SUCCESS"}]}
     return Exporter(sender_app(), FakeRedis(), FakeEngine(answers), load_settings(**settings))
@@ -182,7 +184,7 @@ def call(app, method: str = "GET", **environ):
 def test_the_endpoint_serves_the_rendered_body_gzipped_when_asked():
     built = exporter()
     built.pipeline.refresh()
-    app = metrics_app(built.render)
+    app = metrics_app(built.render_parts)
     status, headers, plain = call(app)
     assert status == "200 OK" and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     _, headers, zipped = call(app, HTTP_ACCEPT_ENCODING="gzip, deflate")
@@ -193,3 +195,26 @@ def test_the_endpoint_serves_the_rendered_body_gzipped_when_asked():
     assert call(app, "POST")[0] == "405 Method Not Allowed"
     _, headers, _ = call(app, HTTP_ACCEPT="application/openmetrics-text;version=1.0.0")
     assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+
+
+@pytest.mark.parametrize("head", [b"", b"# HELP a b\n# TYPE a gauge\na 1.0\n" * 5000, bytes(range(256)) * 300],
+                         ids=["empty", "text", "binary"])
+def test_a_spliced_gzip_body_is_one_member_holding_head_then_tail(head):
+    chunk, tail = Chunk(head), b"tail \x00\xff line\n" * 300
+    body = gzip_body(chunk, tail)
+    assert gzip.decompress(body) == head + tail
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # exactly one gzip member, nothing after it
+    assert inflater.decompress(body) == head + tail and inflater.eof and inflater.unused_data == b""
+    assert gzip_body(chunk, b"") and gzip.decompress(gzip_body(chunk, b"")) == head
+    assert gzip.decompress(gzip_body(EMPTY, tail)) == tail
+
+
+def test_the_pipeline_chunk_is_deflated_once_per_refresh_not_per_scrape():
+    built = exporter()
+    built.pipeline.refresh()
+    first = built.render_parts("application/openmetrics-text;version=1.0.0")[0]
+    assert first._deflated is not None, "deflated by the refresh, before any scrape"
+    assert built.render_parts("application/openmetrics-text;version=1.0.0")[0] is first
+    built.pipeline.refresh()
+    assert built.render_parts("application/openmetrics-text;version=1.0.0")[0] is not first
+    assert built.health.snapshot()[0] == {}

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
 
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
-from services.exporter.pipeline import PipelineCollector
+from services.exporter.pipeline import QUERIES, PipelineCollector
 from tests.unit.exporter.fakes import FakeEngine
 
 NOW = 1_700_000_000.0
 BTC = {"exchange": "binance", "symbol": "BTC/USD"}
+BTC_ROW = {"instrument_id": 1, **BTC}
 
 
 def registry_for(answers) -> CollectorRegistry:
@@ -23,10 +27,11 @@ def registry_for(answers) -> CollectorRegistry:
 
 def test_data_age_counts_from_the_close_of_the_newest_closed_candle():
     registry = registry_for({"max(c.ts)": [
-        {**BTC, "timeframe": "1h", "newest_candle": NOW - 3 * 3600, "newest_signal": NOW - 7200, "now": NOW},
-        {**BTC, "timeframe": "4h", "newest_candle": NOW - 4 * 3600 - 60, "newest_signal": None, "now": NOW},
-        {**BTC, "timeframe": "1d", "newest_candle": None, "newest_signal": None, "now": NOW},
-        {**BTC, "timeframe": "bogus", "newest_candle": NOW, "newest_signal": None, "now": NOW},
+        {**BTC_ROW, "timeframe": "1h", "newest_candle": NOW - 3 * 3600, "newest_signal": NOW - 7200, "now": NOW},
+        {**BTC_ROW, "timeframe": "4h", "newest_candle": NOW - 4 * 3600 - 60, "newest_signal": None, "now": NOW},
+        {**BTC_ROW, "timeframe": "1d", "newest_candle": None, "newest_signal": None, "now": NOW},
+        {**BTC_ROW, "timeframe": "bogus", "newest_candle": NOW, "newest_signal": None, "now": NOW},
+        {**BTC_ROW, "timeframe": None, "newest_candle": None, "newest_signal": None, "now": NOW},
     ]})
     assert registry.get_sample_value("candleflow_data_age_seconds", {**BTC, "timeframe": "1h"}) == 2 * 3600
     assert registry.get_sample_value("candleflow_data_age_seconds", {**BTC, "timeframe": "4h"}) == 60
@@ -39,10 +44,10 @@ def test_data_age_counts_from_the_close_of_the_newest_closed_candle():
 
 def test_each_timeframe_in_use_reports_its_length_so_alerts_can_count_bars():
     registry = registry_for({"max(c.ts)": [
-        {**BTC, "timeframe": "1h", "newest_candle": NOW, "newest_signal": None, "now": NOW},
-        {"exchange": "binance", "symbol": "ETH/USD", "timeframe": "1h", "newest_candle": None, "newest_signal": None,
-         "now": NOW},
-        {**BTC, "timeframe": "15m", "newest_candle": NOW, "newest_signal": None, "now": NOW},
+        {**BTC_ROW, "timeframe": "1h", "newest_candle": NOW, "newest_signal": None, "now": NOW},
+        {"instrument_id": 2, "exchange": "binance", "symbol": "ETH/USD", "timeframe": "1h", "newest_candle": None,
+         "newest_signal": None, "now": NOW},
+        {**BTC_ROW, "timeframe": "15m", "newest_candle": NOW, "newest_signal": None, "now": NOW},
     ]})
     assert registry.get_sample_value("candleflow_timeframe_seconds", {"timeframe": "1h"}) == 3600
     assert registry.get_sample_value("candleflow_timeframe_seconds", {"timeframe": "15m"}) == 900
@@ -108,3 +113,47 @@ def test_a_read_older_than_four_refresh_intervals_is_no_longer_served():
     assert registry.get_sample_value("candleflow_pipeline_last_run_state", {"kind": "all", "state": "SUCCESS"}) == 1
     clock.now += 1
     assert registry.get_sample_value("candleflow_pipeline_last_run_state", {"kind": "all", "state": "SUCCESS"}) is None
+
+
+class PagedEngine:
+    """Answers the freshness query page by page from five instruments, recording each statement's parameters."""
+
+    def __init__(self) -> None:
+        self.pages: list[dict] = []
+        self.timeouts = 0
+
+    def connect(self):
+        engine = self
+
+        class Connection:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return None
+
+            def rollback(self):
+                return None
+
+            def execute(self, statement, params=None):
+                if "set_config" in str(statement):
+                    engine.timeouts += 1
+                    return SimpleNamespace(all=lambda: [])
+                engine.pages.append(dict(params))
+                ids = [n for n in range(1, 6) if n > params["after"]][:params["page"]]
+                rows = [SimpleNamespace(instrument_id=n, exchange="binance", symbol=f"S{n}/USD", timeframe=tf,
+                                        newest_candle=NOW - 7200, newest_signal=None, now=NOW)
+                        for n in ids for tf in ("1h", "4h")]
+                return SimpleNamespace(all=lambda: rows)
+        return Connection()
+
+
+def test_freshness_is_read_in_pages_each_under_its_own_statement_timeout():
+    freshness = next(q for q in QUERIES if q.collector == "data_freshness")
+    engine = PagedEngine()
+    registry = CollectorRegistry()
+    registry.register(PipelineCollector(engine, ScrapeHealth(), queries=[replace(freshness, page=2)]))
+    ages = [s for m in registry.collect() for s in m.samples if s.name == "candleflow_data_age_seconds"]
+    assert len(ages) == 10, "five instruments, two timeframes"
+    assert [page["after"] for page in engine.pages] == [-1, 2, 4]
+    assert engine.timeouts == 3
