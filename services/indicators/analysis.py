@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from services.core.store.bulk import copy_upsert
 from services.core.store.marketdata import load_candles, load_indicators
@@ -134,24 +135,66 @@ def refresh_regime(conn: Connection, instrument_id: int, timeframe: str, params:
     return {"bars": len(stored), "rows_written": written}
 
 
-def refresh_patterns(conn: Connection, instrument_id: int, timeframe: str, params: PatternParams = PatternParams(),
-                     since: datetime | None = None) -> dict:
-    """Detect patterns on closed bars after the watermark (or from `since`); idempotent upsert."""
+def _new_patterns(conn: Connection, instrument_id: int, timeframe: str, params: PatternParams,
+                  since: datetime | None) -> tuple[list[tuple], datetime | None, dict]:
+    """Pattern rows on closed bars after the watermark (or from `since`): (rows, last closed bar, counts)."""
     mark = None if since is not None else read_watermark(conn, instrument_id, timeframe, "patterns")
     candles = load_candles(conn, instrument_id, timeframe, since=since or mark, bars_before=_PATTERN_CONTEXT_BARS)
     closed = candles.loc[candles["is_closed"]]
     start = _first_bar(closed, mark, since)
     if start is None:
-        return {"bars": 0, "patterns": 0, "rows_written": 0}
+        return [], None, {"bars": 0, "patterns": 0}
     found = detect_patterns(closed[["open", "high", "low", "close", "volume"]], params)
     found = found.loc[found["ts"] >= start]
     columns = found[["ts", "pattern", "direction", "strength"]]
-    rows = ((instrument_id, timeframe, ts.to_pydatetime(), name, direction, float(strength))
-            for ts, name, direction, strength in columns.itertuples(index=False))
+    rows = [(instrument_id, timeframe, ts.to_pydatetime(), name, direction, float(strength))
+            for ts, name, direction, strength in columns.itertuples(index=False)]
+    return rows, closed.index[-1].to_pydatetime(), {"bars": int((closed.index >= start).sum()), "patterns": len(found)}
+
+
+def _write_patterns(conn: Connection, timeframe: str, rows: list[tuple], marks: dict[int, datetime]) -> int:
     written = copy_upsert(conn, "patterns", (*_KEYS, "pattern", "direction", "strength"), (*_KEYS, "pattern"),
                           rows, update=("direction", "strength"))
-    write_watermark(conn, instrument_id, timeframe, "patterns", closed.index[-1].to_pydatetime())
-    return {"bars": int((closed.index >= start).sum()), "patterns": len(found), "rows_written": written}
+    for instrument_id, last in marks.items():
+        write_watermark(conn, instrument_id, timeframe, "patterns", last)
+    return written
+
+
+def refresh_patterns(conn: Connection, instrument_id: int, timeframe: str, params: PatternParams = PatternParams(),
+                     since: datetime | None = None) -> dict:
+    """Detect patterns on closed bars after the watermark (or from `since`); idempotent upsert."""
+    rows, last, counts = _new_patterns(conn, instrument_id, timeframe, params, since)
+    if last is None:
+        return {**counts, "rows_written": 0}
+    return {**counts, "rows_written": _write_patterns(conn, timeframe, rows, {instrument_id: last})}
+
+
+def refresh_pattern_batch(conn: Connection, instruments: dict[str, int], timeframe: str,
+                          params: PatternParams = PatternParams(),
+                          since: datetime | None = None) -> dict[str, dict | Exception]:
+    """Patterns for a batch of instruments in one pass and one write; per symbol its counts or error.
+
+    Each instrument is read inside its own savepoint, so one that fails leaves the others' work.
+    """
+    outcomes: dict[str, dict | Exception] = {}
+    rows: list[tuple] = []
+    marks: dict[int, datetime] = {}
+    for symbol, instrument_id in instruments.items():
+        try:
+            with conn.begin_nested():
+                found, last, counts = _new_patterns(conn, instrument_id, timeframe, params, since)
+        except OperationalError:
+            raise  # the connection itself: the whole batch is retried
+        except Exception as exc:
+            outcomes[symbol] = exc
+            continue
+        rows += found
+        if last is not None:
+            marks[instrument_id] = last
+        outcomes[symbol] = counts
+    # One upsert for the batch; a pattern is rewritten only when its direction or strength changed.
+    _write_patterns(conn, timeframe, rows, marks)
+    return outcomes
 
 
 def refresh_levels(conn: Connection, instrument_id: int, timeframe: str, lookback_bars: int,

@@ -11,7 +11,7 @@ from services.core.db import get_engine
 from services.core.exceptions import ConfigurationError
 from services.core.pipeline.chain import per_instrument, register_stage
 from services.core.pipeline.stages import STAGES
-from services.core.store.instruments import require_instrument
+from services.core.store.instruments import require_instrument, resolve_instruments
 from services.core.timeparse import parse_instant as _instant
 from services.indicators import analysis
 from services.indicators.batch import refresh_indicator_batch
@@ -97,5 +97,17 @@ def find_levels(symbol: str, timeframe: str) -> dict:
 indicators_stage = register_stage("indicators", indicators_batch)
 ema_stage = register_stage("ema", per_instrument(compute_ema_channel))
 regime_stage = register_stage("regime", per_instrument(compute_regime))
-patterns_stage = register_stage("patterns", per_instrument(detect_patterns))
+def _pattern_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
+    """Candlestick patterns on the batch's new closed bars, in one pass and one write."""
+    settings = get_settings()
+    try:
+        with get_engine().begin() as conn:
+            instruments, unknown = resolve_instruments(conn, settings.exchange, symbols)
+            outcomes = analysis.refresh_pattern_batch(conn, instruments, timeframe, since=_instant(since))
+    except Exception as exc:  # the database: every instrument of the batch waits on it
+        return dict.fromkeys(symbols, exc)
+    return {**unknown, **outcomes}
+
+
+patterns_stage = register_stage("patterns", _pattern_batch)
 levels_stage = register_stage("levels", per_instrument(find_levels))

@@ -154,3 +154,21 @@ def test_signals_for_a_batch_are_written_once_and_a_redelivered_batch_adds_none(
     with engine.begin() as conn:  # from `since`: every signal found again, none created
         rerun = refresh_signal_batch(conn, {"BTC/USD": instrument}, "1h", since=first_ts)
     assert rerun["BTC/USD"]["signals_found"] == stored and rerun["BTC/USD"]["signals_created"] == 0
+
+
+def test_patterns_for_a_batch_equal_the_one_instrument_path_and_a_rerun_finds_nothing_new(engine, instrument):
+    from services.indicators.analysis import refresh_pattern_batch
+
+    with engine.begin() as conn:
+        outcomes = refresh_pattern_batch(conn, {"BTC/USD": instrument}, "1h")
+    patterns = "SELECT instrument_id, timeframe, ts, pattern, direction, strength FROM patterns ORDER BY ts, pattern"
+    batch_rows = table_rows(engine, patterns)
+    assert outcomes["BTC/USD"]["patterns"] == len(batch_rows) > 0
+    with engine.begin() as conn:
+        again = refresh_pattern_batch(conn, {"BTC/USD": instrument}, "1h")
+    assert again["BTC/USD"] == {"bars": 0, "patterns": 0}
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM patterns"))
+        conn.execute(text("DELETE FROM stage_watermarks WHERE stage = 'patterns'"))
+        refresh_patterns(conn, instrument, "1h")
+    assert table_rows(engine, patterns) == batch_rows
