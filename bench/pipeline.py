@@ -266,7 +266,17 @@ def bench(size: int, history: int, batch_size: int | None, prime_timeout: float,
             "sim_cpu_ms_per_request": round(cpu_ms, 2), "sim_rate_tool": tool,
             "sim_page1000_requests_per_s": round(page_rate, 1),
             "sim_page1000_cpu_ms_per_request": round(page_cpu_ms, 2),
-            "load_average_1m": round(load, 2)}
+            "load_average_1m": round(load, 2), "stage_seconds": stage_seconds(run)}
+
+
+def stage_seconds(run: dict) -> dict[str, float]:
+    """Seconds of stage work per stage, summed over batch tasks: each instrument's entry carries
+    its batch's time and size, so an entry weighs seconds / batch."""
+    totals: dict[str, float] = {}
+    for entry in run.get("result") or []:
+        if isinstance(entry, dict) and entry.get("seconds") is not None and entry.get("batch"):
+            totals[entry["stage"]] = totals.get(entry["stage"], 0.0) + entry["seconds"] / entry["batch"]
+    return {stage: round(total, 1) for stage, total in totals.items()}
 
 
 def _post_json(port: int, path: str, body: dict) -> dict:
@@ -289,6 +299,10 @@ def describe(figures: dict) -> list[str]:
     if size == RSS_TARGET_AT:
         rss += f"; target ≤ {RSS_TARGET_MB:.0f} MB: {'met' if f['peak_rss_mb'] <= RSS_TARGET_MB else 'NOT met'}"
     lines.append(rss)
+    if f["stage_seconds"]:
+        work = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in f["stage_seconds"].items())
+        lines.append(f"        stage work, summed over batch tasks: {work} "
+                     f"(2 cores: {2 * run_s:.0f} core-seconds in the run)")
     lines.append(f"        simulator {f['sim_requests_per_s']:.0f} requests/s on the run's page ({f['sim_rate_tool']}, "
                  f"{f['sim_cpu_ms_per_request']:.2f} ms CPU each); in the run it served {f['sim_klines_requests']} "
                  f"klines requests on {f['sim_cpu_seconds_in_run']:.1f} s CPU")
