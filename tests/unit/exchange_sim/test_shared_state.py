@@ -33,7 +33,26 @@ def _work(sim: Simulator) -> None:
         sim.advance(1)
 
 
+def _in_a_fresh_interpreter(scenario: str) -> None:
+    """Run `scenario` (a function of this module) in a new single-threaded Python.
+
+    Forking the test runner itself is unsafe: threads left by earlier tests may hold a lock
+    (logging's, say) at the fork, and a child that needs it then waits forever.
+    """
+    code = f"from tests.unit.exchange_sim.test_shared_state import {scenario}; {scenario}()"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_forked_processes_add_up_in_one_state():
+    _in_a_fresh_interpreter("forked_processes_add_up_in_one_state")
+
+
+def test_rules_changed_in_one_process_are_what_the_others_match():
+    _in_a_fresh_interpreter("rules_changed_in_one_process_are_what_the_others_match")
+
+
+def forked_processes_add_up_in_one_state():
     sim = Simulator(now="2024-03-01T00:00:00Z")
     sim.set_faults([{"kind": "http_503", "times": 40}])
     start = sim.now_ms()
@@ -51,7 +70,7 @@ def test_forked_processes_add_up_in_one_state():
     assert sim.now_ms() == start + 30_000
 
 
-def test_rules_changed_in_one_process_are_what_the_others_match():
+def rules_changed_in_one_process_are_what_the_others_match():
     sim = Simulator()
     fork = multiprocessing.get_context("fork")
     child = fork.Process(target=sim.add_faults, args=([{"kind": "http_429", "symbol": "ETH/USD", "times": 1}],))
