@@ -21,7 +21,9 @@ class SharedMemory:
 
     def __init__(self, size: int):
         self.buffer = mmap.mmap(-1, size)
-        self.lock = multiprocessing.Lock()
+        # The fork context's lock: servers fork their workers (gunicorn calls os.fork), and this
+        # kind needs no resource-tracker process whatever the interpreter's default start method.
+        self.lock = multiprocessing.get_context("fork").Lock()
 
     def unpack(self, fmt: str, offset: int = 0) -> tuple:
         return struct.unpack_from(fmt, self.buffer, offset)
