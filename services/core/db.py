@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import OperationalError
 
 from services.core.config import get_settings
 
-__all__ = ["engine_for", "get_engine", "forget_engines_after_fork"]
+__all__ = ["engine_for", "get_engine", "forget_engines_after_fork", "each_in_savepoint"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+R = TypeVar("R")
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -29,3 +37,21 @@ def forget_engines_after_fork() -> None:
 def get_engine() -> Engine:
     """The engine for the configured DATABASE_URL."""
     return engine_for(get_settings().database_url)
+
+
+def each_in_savepoint(conn: Connection, items: Mapping[K, V], work: Callable[[V], R]) -> dict[K, R | Exception]:
+    """`work(value)` for every item, each inside its own savepoint; per key its result or exception.
+
+    One item that fails is rolled back alone, leaving the others' work in the transaction.
+    A lost connection (OperationalError) cannot be contained by a savepoint: it is raised.
+    """
+    results: dict[K, R | Exception] = {}
+    for key, value in items.items():
+        try:
+            with conn.begin_nested():
+                results[key] = work(value)
+        except OperationalError:
+            raise
+        except Exception as exc:
+            results[key] = exc
+    return results

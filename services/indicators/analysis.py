@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import OperationalError
 
+from services.core.db import each_in_savepoint
 from services.core.store.bulk import copy_upsert
 from services.core.store.marketdata import load_candles, load_indicators
 from services.core.store.watermarks import read_watermark, write_watermark
@@ -176,25 +176,12 @@ def refresh_pattern_batch(conn: Connection, instruments: dict[str, int], timefra
 
     Each instrument is read inside its own savepoint, so one that fails leaves the others' work.
     """
-    outcomes: dict[str, dict | Exception] = {}
-    rows: list[tuple] = []
-    marks: dict[int, datetime] = {}
-    for symbol, instrument_id in instruments.items():
-        try:
-            with conn.begin_nested():
-                found, last, counts = _new_patterns(conn, instrument_id, timeframe, params, since)
-        except OperationalError:
-            raise  # the connection itself: the whole batch is retried
-        except Exception as exc:
-            outcomes[symbol] = exc
-            continue
-        rows += found
-        if last is not None:
-            marks[instrument_id] = last
-        outcomes[symbol] = counts
+    found = each_in_savepoint(conn, instruments, lambda i: (i, *_new_patterns(conn, i, timeframe, params, since)))
+    settled = [result for result in found.values() if not isinstance(result, Exception)]
     # One upsert for the batch; a pattern is rewritten only when its direction or strength changed.
-    _write_patterns(conn, timeframe, rows, marks)
-    return outcomes
+    _write_patterns(conn, timeframe, [row for _, rows, _, _ in settled for row in rows],
+                    {i: last for i, _, last, _ in settled if last is not None})
+    return {symbol: result if isinstance(result, Exception) else result[3] for symbol, result in found.items()}
 
 
 def refresh_levels(conn: Connection, instrument_id: int, timeframe: str, lookback_bars: int,

@@ -9,9 +9,9 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.exceptions import ConfigurationError
-from services.core.pipeline.chain import per_instrument, register_stage
+from services.core.pipeline.chain import in_one_transaction, per_instrument, register_stage
 from services.core.pipeline.stages import STAGES
-from services.core.store.instruments import require_instrument, resolve_instruments
+from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant as _instant
 from services.indicators import analysis
 from services.indicators.batch import refresh_indicator_batch
@@ -99,14 +99,8 @@ ema_stage = register_stage("ema", per_instrument(compute_ema_channel))
 regime_stage = register_stage("regime", per_instrument(compute_regime))
 def _pattern_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
     """Candlestick patterns on the batch's new closed bars, in one pass and one write."""
-    settings = get_settings()
-    try:
-        with get_engine().begin() as conn:
-            instruments, unknown = resolve_instruments(conn, settings.exchange, symbols)
-            outcomes = analysis.refresh_pattern_batch(conn, instruments, timeframe, since=_instant(since))
-    except Exception as exc:  # the database: every instrument of the batch waits on it
-        return dict.fromkeys(symbols, exc)
-    return {**unknown, **outcomes}
+    return in_one_transaction(symbols, lambda conn, instruments: analysis.refresh_pattern_batch(
+        conn, instruments, timeframe, since=_instant(since)))
 
 
 patterns_stage = register_stage("patterns", _pattern_batch)

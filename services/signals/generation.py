@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import datetime
 
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import OperationalError
 
+from services.core.db import each_in_savepoint
 from services.core.pipeline.stages import STAGES
 from services.core.store.bulk import copy_upsert
 from services.core.store.marketdata import load_candles, load_indicators
@@ -87,24 +87,10 @@ def refresh_signal_batch(conn: Connection, instruments: dict[str, int], timefram
     Each instrument is read inside its own savepoint, so one that fails leaves the others'
     work in the batch's transaction.
     """
-    outcomes: dict[str, dict | Exception] = {}
-    rows: list[tuple] = []
-    marks: dict[int, datetime] = {}
-    for symbol, instrument_id in instruments.items():
-        try:
-            with conn.begin_nested():
-                found, last, bars = _new_signals(conn, instrument_id, timeframe, since, None)
-        except OperationalError:
-            raise  # the connection itself: the whole batch is retried
-        except Exception as exc:
-            outcomes[symbol] = exc
-            continue
-        rows += found
-        if last is not None:
-            marks[instrument_id] = last
-        outcomes[symbol] = {"bars": bars, "signals_found": len(found)}
-    created = Counter(row[0] for row in _write(conn, timeframe, rows, marks))
-    for symbol, instrument_id in instruments.items():
-        if isinstance(outcomes[symbol], dict):
-            outcomes[symbol]["signals_created"] = created.get(instrument_id, 0)
-    return outcomes
+    found = each_in_savepoint(conn, instruments, lambda i: (i, *_new_signals(conn, i, timeframe, since, None)))
+    settled = [result for result in found.values() if not isinstance(result, Exception)]
+    created = Counter(row[0] for row in _write(conn, timeframe, [row for _, rows, _, _ in settled for row in rows],
+                                               {i: last for i, _, last, _ in settled if last is not None}))
+    return {symbol: result if isinstance(result, Exception) else
+            {"bars": result[3], "signals_found": len(result[1]), "signals_created": created.get(result[0], 0)}
+            for symbol, result in found.items()}

@@ -7,8 +7,8 @@ import logging
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.pipeline.chain import register_stage
-from services.core.store.instruments import require_instrument, resolve_instruments
+from services.core.pipeline.chain import in_one_transaction, register_stage
+from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant
 from services.signals.generation import refresh_signal_batch, refresh_signals
 
@@ -30,14 +30,8 @@ def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> d
 
 def _signal_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
     """Every strategy on the batch's new bars, in one pass and one write."""
-    settings = get_settings()
-    try:
-        with get_engine().begin() as conn:
-            instruments, unknown = resolve_instruments(conn, settings.exchange, symbols)
-            outcomes = refresh_signal_batch(conn, instruments, timeframe, since=parse_instant(since))
-    except Exception as exc:  # the database: every instrument of the batch waits on it
-        return dict.fromkeys(symbols, exc)
-    return {**unknown, **outcomes}
+    return in_one_transaction(symbols, lambda conn, instruments: refresh_signal_batch(
+        conn, instruments, timeframe, since=parse_instant(since)))
 
 
 signals_stage = register_stage("signals", _signal_batch)

@@ -13,14 +13,17 @@ from collections.abc import Callable
 
 from celery import Task
 from celery.utils.time import get_exponential_backoff_interval
+from sqlalchemy import Connection
 
 from services.core.celery_app import app
+from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline.records import record_stages
 from services.core.pipeline.stages import RETRY_POLICY, STAGES, Stage, stage_params
+from services.core.store.instruments import resolve_instruments
 
-__all__ = ["BatchWork", "new_carry", "instrument_label", "instrument_outcomes", "per_instrument", "run_stage",
-           "register_stage"]
+__all__ = ["BatchWork", "new_carry", "instrument_label", "instrument_outcomes", "per_instrument",
+           "in_one_transaction", "run_stage", "register_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,20 @@ def per_instrument(work_one: Callable[..., dict]) -> BatchWork:
     work.__doc__ = work_one.__doc__
     work.__name__ = getattr(work_one, "__name__", "work")
     return work
+
+
+def in_one_transaction(symbols: list[str], work: Callable[[Connection, dict[str, int]], dict]) -> dict:
+    """Batch work that reads and writes in one transaction: `work(conn, {symbol: instrument id})`.
+
+    A symbol never ingested is its own UnknownInstrument; an error of the transaction itself
+    (the database) is every symbol's, so the whole batch is retried or reported.
+    """
+    try:
+        with get_engine().begin() as conn:
+            instruments, unknown = resolve_instruments(conn, get_settings().exchange, symbols)
+            return {**unknown, **work(conn, instruments)}
+    except Exception as exc:
+        return dict.fromkeys(symbols, exc)
 
 
 def _will_retry(task: Task | None, stage: Stage, exc: Exception) -> bool:
