@@ -54,6 +54,7 @@ lock:
 
 bench: deps
 	$(PY) bench/indicators.py
+	$(PY) bench/ingest.py
 	$(PY) bench/exporter.py
 	$(PY) bench/pipeline.py
 

@@ -12,14 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.core.exceptions import ConfigurationError
 from services.core.timeframe import Timeframe
 
-__all__ = ["Settings", "get_settings", "load_settings", "timeframe_seconds", "SYMBOL_RE"]
+__all__ = ["Settings", "get_settings", "load_settings", "SYMBOL_RE"]
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
-
-
-def timeframe_seconds(timeframe: str) -> int:
-    """Length of one candle of `timeframe` in seconds; ValueError if malformed (prefer Timeframe.parse)."""
-    return Timeframe.parse(timeframe).seconds
 
 
 def _split_csv(value: object) -> object:

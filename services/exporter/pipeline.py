@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy import Engine, Row, text
 
-from services.core.config import timeframe_seconds
+from services.core.timeframe import Timeframe
 from services.exporter.exposition import Chunk, render_families
 from services.exporter.health import ScrapeHealth
 
@@ -68,7 +68,7 @@ def _freshness(rows: Sequence[Row]) -> Iterator[Metric]:
     lengths: dict[str, int] = {}
     for row in rows:
         try:
-            length = lengths.get(row.timeframe) or timeframe_seconds(row.timeframe)
+            length = lengths.get(row.timeframe) or Timeframe.parse(row.timeframe).seconds
         except ValueError:
             continue  # no timeframe, or a malformed one in the table: not this exporter's to fix
         lengths[row.timeframe] = length
