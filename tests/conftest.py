@@ -58,3 +58,15 @@ def fresh_servers(redis_url, database_url):
     empty_database(engine)
     engine.dispose()
     return redis_url, database_url
+
+
+@pytest.fixture()
+def server_settings(monkeypatch, database_url, redis_url):
+    """The process settings pointed at the suite's servers (the settings cache cleared both ways)."""
+    from services.core import config
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    config.get_settings.cache_clear()
+    yield config.get_settings()
+    config.get_settings.cache_clear()

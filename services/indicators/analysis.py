@@ -10,8 +10,9 @@ from sqlalchemy import Connection, text
 
 from services.core.db import each_in_savepoint
 from services.core.store.bulk import copy_upsert
-from services.core.store.marketdata import load_candles, load_indicators
+from services.core.store.marketdata import load_candles, load_indicators, newest_closed_ts
 from services.core.store.watermarks import read_watermark, write_watermark
+from services.core.timeparse import ms_to_datetime
 from services.indicators.engine import (
     INDICATOR_COLUMNS,
     IndicatorParams,
@@ -187,9 +188,8 @@ def refresh_pattern_batch(conn: Connection, instruments: dict[str, int], timefra
 def refresh_levels(conn: Connection, instrument_id: int, timeframe: str, lookback_bars: int,
                    params: LevelParams = LevelParams()) -> dict:
     """Replace the instrument's support/resistance set with one found on its last closed bars."""
-    newest_closed = conn.execute(text(
-        "SELECT max(ts) FROM candles WHERE instrument_id = :i AND timeframe = :tf AND is_closed"
-    ), {"i": instrument_id, "tf": timeframe}).scalar_one()
+    newest_ms = newest_closed_ts(conn, [instrument_id], timeframe).get(instrument_id)
+    newest_closed = None if newest_ms is None else ms_to_datetime(newest_ms)
     if newest_closed is None:
         return {"levels": 0, "rows_written": 0, "removed": 0}
     recent = load_candles(conn, instrument_id, timeframe, since=newest_closed, bars_before=lookback_bars)

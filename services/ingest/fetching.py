@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.core.store.instruments import ensure_instrument
+from services.core.store.marketdata import newest_closed_ts
 from services.core.store.watermarks import rewind_watermarks
 from services.core.timeframe import Timeframe
 from services.core.timeparse import ms_to_datetime
@@ -210,7 +211,7 @@ def sync_batch(ctx: IngestContext, symbols: list[str], timeframe: str, lookback_
     now_ms = _now(ctx)
     with ctx.engine.begin() as conn:
         ids = {symbol: ensure_instrument(conn, ctx.source.name, symbol, tf.name) for symbol in symbols}
-        newest = store.newest_closed_ts(conn, list(ids.values()), tf.name)
+        newest = newest_closed_ts(conn, list(ids.values()), tf.name)
     reports = {symbol: RunReport(symbol, tf.name) for symbol in symbols}
     lost: list[tuple[str, WindowResult]] = []
     jobs: list[tuple[str, int, int]] = []

@@ -17,8 +17,6 @@ from services.ingest.validate import Rejection
 
 __all__ = [
     "WindowResult",
-    "last_closed_ts",
-    "newest_closed_ts",
     "upsert_candles",
     "upsert_candle_batch",
     "store_rejections",
@@ -29,27 +27,6 @@ __all__ = [
 
 # Timeframes come in by name (Timeframe.name): that is what the columns hold, and the core
 # store functions ingest calls alongside these take it the same way.
-
-
-def last_closed_ts(conn: Connection, instrument_id: int, timeframe: str) -> int | None:
-    """Open time (ms) of the newest closed candle stored, or None."""
-    value = conn.execute(
-        text("SELECT max(ts) FROM candles WHERE instrument_id = :i AND timeframe = :tf AND is_closed"),
-        {"i": instrument_id, "tf": timeframe},
-    ).scalar_one()
-    return None if value is None else datetime_to_ms(value)
-
-
-def newest_closed_ts(conn: Connection, instrument_ids: list[int], timeframe: str) -> dict[int, int]:
-    """Per instrument, open time (ms) of its newest closed candle; instruments with none are absent.
-
-    One probe per instrument down the primary key from its newest bar, not a scan of its history.
-    """
-    rows = conn.execute(text("""
-        SELECT i.id, (SELECT max(c.ts) FROM candles c
-                       WHERE c.instrument_id = i.id AND c.timeframe = :tf AND c.is_closed)
-          FROM unnest(CAST(:ids AS integer[])) AS i(id)"""), {"ids": list(instrument_ids), "tf": timeframe}).all()
-    return {instrument_id: datetime_to_ms(ts) for instrument_id, ts in rows if ts is not None}
 
 
 _CANDLE_COLUMNS = ("instrument_id", "timeframe", "ts", "open", "high", "low", "close", "volume", "is_closed")

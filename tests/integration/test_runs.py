@@ -12,16 +12,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def pipeline(monkeypatch, engine, database_url, redis_url):
-    from services.core import config
-
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    config.get_settings.cache_clear()
+def pipeline(server_settings, engine):
     from services.core.pipeline import tasks as module
 
-    yield module
-    config.get_settings.cache_clear()
+    return module
 
 
 def test_a_run_lost_in_flight_is_failed_by_the_prune_job_and_its_lock_freed(pipeline, engine, redis_url):

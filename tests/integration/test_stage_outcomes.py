@@ -17,16 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def settings(monkeypatch, engine, database_url, redis_url):
-    from services.core import config
-
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    config.get_settings.cache_clear()
+def settings(server_settings, engine):
     with engine.begin() as conn:
         records.insert_run(conn, "run-1", "all", {})
-    yield
-    config.get_settings.cache_clear()
 
 
 class FakeRetry(Exception):

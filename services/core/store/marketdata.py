@@ -9,8 +9,9 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from services.core.models import INDICATOR_COLUMNS
+from services.core.timeparse import datetime_to_ms
 
-__all__ = ["load_candles", "load_candles_batch", "load_indicators"]
+__all__ = ["newest_closed_ts", "load_candles", "load_candles_batch", "load_indicators"]
 
 _OHLCV = ("open", "high", "low", "close", "volume")
 # ts as epoch milliseconds: converted to a DatetimeIndex in one vectorised step.
@@ -38,6 +39,18 @@ def _bars_back(conn: Connection, instrument_id: int, timeframe: str, since: date
                 ORDER BY ts DESC OFFSET :skip LIMIT 1"""),
         {"i": instrument_id, "tf": timeframe, "since": since, "skip": bars - 1},
     ).scalar_one_or_none()
+
+
+def newest_closed_ts(conn: Connection, instrument_ids: list[int], timeframe: str) -> dict[int, int]:
+    """Per instrument, open time (ms) of its newest closed candle; instruments with none are absent.
+
+    One probe per instrument down the primary key from its newest bar, not a scan of its history.
+    """
+    rows = conn.execute(text("""
+        SELECT i.id, (SELECT max(c.ts) FROM candles c
+                       WHERE c.instrument_id = i.id AND c.timeframe = :tf AND c.is_closed)
+          FROM unnest(CAST(:ids AS integer[])) AS i(id)"""), {"ids": list(instrument_ids), "tf": timeframe}).all()
+    return {instrument_id: datetime_to_ms(ts) for instrument_id, ts in rows if ts is not None}
 
 
 def load_candles(conn: Connection, instrument_id: int, timeframe: str,
