@@ -1,12 +1,13 @@
 """The OpenAPI 3.0 document served at GET /api/openapi.json, generated from the app's own routes.
 
-Paths come from the url_map, query parameters from each view's parameter model, and the bearer
-requirement from require_token, so none of them can drift from what the app serves. Summaries and
-response bodies are written here, per endpoint.
+Paths and their path parameters come from the url_map, query parameters from each view's
+parameter model, and the bearer requirement from require_token, so none of them can drift from
+what the app serves. Summaries and response bodies are written here, per endpoint.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
@@ -20,6 +21,7 @@ openapi_routes = Blueprint("openapi", __name__)
 
 _DOCUMENT_KEY = "candleflow.openapi"
 _UNDOCUMENTED_METHODS = frozenset({"HEAD", "OPTIONS"})  # Flask adds them to every rule
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")  # Flask's <converter:name> → OpenAPI's {name}
 
 
 def _ref(name: str) -> dict:
@@ -186,18 +188,24 @@ _OPERATIONS: dict[str, dict] = {
 }
 
 
-def _operation(endpoint: str, view: Callable) -> dict:
-    """One operation: the entry above, plus what the view itself declares (parameters, token)."""
+def _path_parameters(arguments: list[str]) -> list[dict]:
+    """The rule's path arguments, each a required string (the views check them and answer 404 or 400)."""
+    return [{"name": name, "in": "path", "required": True, "schema": _STRING} for name in arguments]
+
+
+def _operation(endpoint: str, view: Callable, arguments: list[str]) -> dict:
+    """One operation: the entry above, plus what the route and view declare (parameters, token)."""
     if endpoint not in _OPERATIONS:
         raise LookupError(f"route {endpoint!r} has no entry in services/api/openapi.py _OPERATIONS")
     operation = {key: value for key, value in _OPERATIONS[endpoint].items() if key != "responses"}
     responses = dict(_OPERATIONS[endpoint]["responses"])
+    parameters = _path_parameters(arguments)
     model = query_model_of(view)
     if model is not None:
-        parameters = query_parameters(model)
-        if parameters:
-            operation["parameters"] = parameters
+        parameters += query_parameters(model)
         responses["400"] = _BAD_REQUEST  # every model refuses unknown and repeated parameters
+    if parameters:
+        operation["parameters"] = parameters
     if getattr(view, "requires_token", False):
         operation["security"] = [{"bearerAuth": []}]
         responses["401"] = _UNAUTHORIZED
@@ -207,11 +215,11 @@ def _operation(endpoint: str, view: Callable) -> dict:
 def _paths(app: Flask) -> dict[str, dict]:
     paths: dict[str, dict] = {}
     for rule in app.url_map.iter_rules():
-        if rule.arguments:
-            raise TypeError(f"{rule.rule}: path parameters are not described yet; add them to _operation")
         view = app.view_functions[rule.endpoint]
+        arguments = _RULE_ARGUMENT.findall(rule.rule)  # in path order, unlike rule.arguments (a set)
+        path = _RULE_ARGUMENT.sub(r"{\1}", rule.rule)
         for method in sorted(rule.methods - _UNDOCUMENTED_METHODS):
-            paths.setdefault(rule.rule, {})[method.lower()] = _operation(rule.endpoint, view)
+            paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, view, arguments)
     return paths
 
 

@@ -12,6 +12,7 @@ from kombu import Exchange, Queue
 
 from services.core.config import get_settings
 from services.core.logging import configure_logging
+from services.core.priority import DEFAULT_PRIORITY, PRIORITY_STEPS, broker_priority
 
 __all__ = ["app", "WORKER_QUEUES", "PIPELINE_QUEUE", "QUEUES", "TASK_ROUTES", "create_celery"]
 
@@ -66,7 +67,12 @@ def create_celery() -> Celery:
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
         # Longer than the longest task, or Redis redelivers a still-running task.
-        broker_transport_options={"visibility_timeout": settings.task_time_limit_s * 2},
+        # Priority steps are global across a worker's queues (kombu pops every queue's most urgent
+        # list first); within a level, queues are taken in the order the worker names them.
+        broker_transport_options={"visibility_timeout": settings.task_time_limit_s * 2,
+                                  "priority_steps": PRIORITY_STEPS, "queue_order_strategy": "priority"},
+        # A message sent without a priority (maintenance, Flower) waits like a default run.
+        task_default_priority=broker_priority(DEFAULT_PRIORITY),
         timezone=settings.timezone,
         enable_utc=True,
         imports=TASK_MODULES,

@@ -8,7 +8,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from services.api.errors import ApiError
-from services.api.openapi import openapi_document
+from services.api.openapi import _RULE_ARGUMENT, _path_parameters, openapi_document
 from services.api.query import parse_query, query_model_of
 
 _HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -17,7 +17,7 @@ _NOT_OPENAPI_30 = {"anyOf", "oneOf", "const", "examples", "title", "$defs", "ge"
 
 
 def served_operations(api) -> set[tuple[str, str]]:
-    return {(rule.rule, method.lower()) for rule in api.url_map.iter_rules()
+    return {(_RULE_ARGUMENT.sub(r"{\1}", rule.rule), method.lower()) for rule in api.url_map.iter_rules()
             for method in rule.methods if method not in ("HEAD", "OPTIONS")}
 
 
@@ -166,3 +166,11 @@ def test_a_route_missing_from_the_operations_table_fails_the_build(api):
 
     with pytest.raises(LookupError, match="undocumented"):
         openapi_document(api)
+
+
+def test_path_arguments_become_required_path_parameters_in_path_order():
+    rule = "/api/instruments/<exchange>/<path:symbol>/history"
+    assert _RULE_ARGUMENT.sub(r"{\1}", rule) == "/api/instruments/{exchange}/{symbol}/history"
+    parameters = _path_parameters(_RULE_ARGUMENT.findall(rule))
+    assert [(p["name"], p["in"], p["required"]) for p in parameters] == [("exchange", "path", True),
+                                                                         ("symbol", "path", True)]
