@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from services.scheduler.schedule import DEFAULT_JOBS
+from tests.utils.broker import queued
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +38,12 @@ def test_two_beats_start_each_scheduled_job_exactly_once(redis_url, database_url
     beats = [_beat(env, tmp_path / f"beat{i}.log") for i in range(2)]
     try:
         deadline = time.monotonic() + 30
-        while client.llen("ingest") == 0 and time.monotonic() < deadline:
+        while queued(client, "ingest") == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         started = time.monotonic()
-        first = client.llen("ingest")
+        first = queued(client, "ingest")
         time.sleep(10 * EVERY_S)
-        sent = client.llen("ingest") - first
+        sent = queued(client, "ingest") - first
         elapsed = time.monotonic() - started
     finally:
         for beat in beats:

@@ -10,6 +10,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from tests.utils.broker import queued
 from tests.utils.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -93,16 +94,16 @@ def test_a_run_waits_in_the_queue_while_the_indicators_worker_is_down_and_comple
     status, body = stack.trigger("indicators")
     assert status == 202
     deadline = time.monotonic() + 30
-    while client.llen("indicators") < 1 and time.monotonic() < deadline:
+    while queued(client, "indicators") < 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     # All instruments of one timeframe fit one batch: one stage task waits, queued, for a consumer.
-    assert client.llen("indicators") == 1, "the batch's stage task waits, queued, for a consumer"
+    assert queued(client, "indicators") == 1, "the batch's stage task waits, queued, for a consumer"
     status, waiting = stack.trigger("indicators")
     assert waiting["task_id"] == body["task_id"], "a duplicate request returns the running run"
     stack.start("worker-indicators")
     run = stack.wait_for_run(body["task_id"])
     assert run["status"] == "SUCCESS"
-    assert client.llen("indicators") == 0
+    assert queued(client, "indicators") == 0
 
 
 def test_a_database_blip_mid_stage_is_retried_and_the_run_still_succeeds(stack, database_url):

@@ -14,6 +14,7 @@ from services.core import keys
 from services.core.config import SYMBOL_RE
 from services.core.pipeline.records import read_run, read_stage_progress
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
+from services.core.priority import DEFAULT_PRIORITY, broker_priority
 from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant_ms
 
@@ -102,8 +103,10 @@ def claim_run(client: redis.Redis, request: RunRequest, run_id: str) -> str | No
     return None
 
 
-def submit_run(celery: Celery, client: redis.Redis, request: RunRequest) -> tuple[str, bool]:
-    """Queue a run by task name; returns (run id, True) or (the running duplicate's id, False)."""
+def submit_run(celery: Celery, client: redis.Redis, request: RunRequest,
+               priority: int = DEFAULT_PRIORITY) -> tuple[str, bool]:
+    """Queue a run by task name at `priority` (0-9, 9 most urgent); returns (run id, True) or
+    (the running duplicate's id, False)."""
     run_id = str(uuid.uuid4())
     running = claim_run(client, request, run_id)
     if running is not None:
@@ -111,7 +114,8 @@ def submit_run(celery: Celery, client: redis.Redis, request: RunRequest) -> tupl
     record = keys.run_record(run_id)
     client.set(record, json.dumps({"kind": request.kind, "scope": request.scope()}), ex=keys.RUN_RECORD_TTL_S)
     try:
-        celery.send_task("pipeline.start", args=[request.kind, request.scope()], task_id=run_id)
+        celery.send_task("pipeline.start", args=[request.kind, request.scope()], kwargs={"priority": priority},
+                         task_id=run_id, priority=broker_priority(priority))
     except Exception:
         # Not queued: neither a lock nor a PENDING record may outlive the failure.
         client.delete(record)

@@ -15,6 +15,7 @@ from services.core.pipeline import records
 from services.core.pipeline.chain import instrument_label, instrument_outcomes, new_carry
 from services.core.pipeline.runs import claim_run, release_run, request_of
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
+from services.core.priority import DEFAULT_PRIORITY, broker_priority
 
 __all__ = ["start_run", "finish_run", "abort_run", "prune_history", "ping", "plan_instruments", "plan_batches",
            "summarise"]
@@ -38,8 +39,9 @@ def plan_batches(instruments: list[tuple[str, str]], size: int) -> list[tuple[st
             for timeframe, symbols in by_timeframe.items() for start in range(0, len(symbols), size)]
 
 
-def _batch_chain(run_id: str, kind: str, timeframe: str, symbols: list[str], params: dict):
-    stages = [app.signature(STAGES[name].task) for name in KIND_STAGES[kind]]
+def _batch_chain(run_id: str, kind: str, timeframe: str, symbols: list[str], params: dict, priority: int):
+    # Every stage task inherits the run's priority, so an urgent run overtakes a backlog at each hop.
+    stages = [app.signature(STAGES[name].task, priority=broker_priority(priority)) for name in KIND_STAGES[kind]]
     stages[0] = stages[0].clone(args=(new_carry(run_id, symbols, timeframe, params),))
     return chain(*stages)
 
@@ -49,8 +51,9 @@ _TRANSIENT = {"autoretry_for": TRANSIENT_ERRORS, **RETRY_POLICY}
 
 
 @app.task(name="pipeline.start", bind=True, **_TRANSIENT)
-def start_run(self, kind: str, scope: dict) -> dict:
-    """Record the run, then fan out one chain per batch of instruments; `pipeline.finish` closes it."""
+def start_run(self, kind: str, scope: dict, priority: int = DEFAULT_PRIORITY) -> dict:
+    """Record the run, then fan out one chain per batch of instruments at the run's priority
+    (0-9, 9 most urgent); `pipeline.finish` closes it."""
     run_id = self.request.id
     client = redis.Redis.from_url(get_settings().redis_url)
     # Beat-started runs arrive without the API's claim; a run still going wins.
@@ -60,22 +63,24 @@ def start_run(self, kind: str, scope: dict) -> dict:
                     run_id, kind, scope, running)
         return {"run_id": run_id, "duplicate_of": running}
     try:
-        return _dispatch(client, run_id, kind, scope)
+        return _dispatch(client, run_id, kind, scope, priority)
     except Exception:
         release_run(client, kind, scope, run_id)  # a retry claims it again; a final failure frees it
         raise
 
 
-def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict) -> dict:
+def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict, priority: int) -> dict:
     settings = get_settings()
     instruments = plan_instruments(scope, settings.symbols, settings.timeframes)
     with get_engine().begin() as conn:
         records.insert_run(conn, run_id, kind, scope)
     params = {k: scope[k] for k in ("since", "until") if k in scope}
     batches = plan_batches(instruments, settings.pipeline_batch_size)
-    chains = [_batch_chain(run_id, kind, timeframe, symbols, params) for timeframe, symbols in batches]
-    finish = app.signature("pipeline.finish", args=(run_id, kind, scope))
-    finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope}))
+    chains = [_batch_chain(run_id, kind, timeframe, symbols, params, priority) for timeframe, symbols in batches]
+    urgency = broker_priority(priority)
+    finish = app.signature("pipeline.finish", args=(run_id, kind, scope), priority=urgency)
+    finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope},
+                                  priority=urgency))
     # A redelivered start (worker lost after dispatching) must not fan out a second time.
     if not client.set(keys.run_dispatched(run_id), 1, nx=True, ex=keys.RUN_LOCK_TTL_S):
         log.warning("run %s already dispatched; redelivery ignored", run_id)

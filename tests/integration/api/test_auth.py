@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.api.conftest import AUTH, TOKEN
+from tests.utils.broker import queued
 
 pytestmark = pytest.mark.integration
 
@@ -18,12 +19,12 @@ def test_a_post_without_the_right_token_is_refused_and_queues_nothing(client, br
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.get_json()["status"] == "error"
-    assert broker.llen("pipeline") == 0
+    assert queued(broker, "pipeline") == 0
 
 
 def test_the_right_token_queues_the_run(client, broker):
     assert client.post("/api/manual-update/?task=all", headers=AUTH).status_code == 202
-    assert broker.llen("pipeline") == 1
+    assert queued(broker, "pipeline") == 1
 
 
 def test_the_scheme_is_case_insensitive(client):
