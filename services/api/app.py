@@ -7,6 +7,7 @@ from celery import Celery
 from flask import Flask
 from sqlalchemy import Engine
 
+from services.api.edge import install_security_headers
 from services.api.errors import register_error_handlers
 from services.api.metrics import install_metrics
 from services.api.openapi import openapi_routes
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     app.extensions[EXTENSION_KEY] = ApiDeps(settings, celery, redis_client, engine)
     register_error_handlers(app)
     install_metrics(app)
+    install_security_headers(app)
     for blueprint in (trigger_routes, read_routes, health_routes, openapi_routes):
         app.register_blueprint(blueprint)
     return app

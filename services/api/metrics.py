@@ -8,10 +8,14 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
-__all__ = ["ApiMetrics", "install_metrics", "child_exit", "METRICS_KEY"]
+__all__ = ["ApiMetrics", "install_metrics", "child_exit", "method_label", "METRICS_KEY"]
 
 METRICS_KEY = "candleflow.metrics"
 _UNMATCHED = "<unmatched>"
+# Label values come from closed sets, whatever a client sends: a made-up method or path must not
+# mint a new time series (each one costs memory in every worker and in Prometheus, for good).
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_OTHER_METHOD = "other"
 
 metrics_routes = Blueprint("metrics", __name__)
 
@@ -40,13 +44,19 @@ def _start_timer() -> None:
     g.request_started = time.perf_counter()
 
 
+def method_label(method: str) -> str:
+    """The method as a label: one of the HTTP methods, or "other"."""
+    return method if method in _KNOWN_METHODS else _OTHER_METHOD
+
+
 def _record(response: Response) -> Response:
     metrics: ApiMetrics = current_app.extensions[METRICS_KEY]
     route = request.url_rule.rule if request.url_rule is not None else _UNMATCHED
-    metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+    method = method_label(request.method)
+    metrics.requests.labels(method, route, str(response.status_code)).inc()
     started = g.get("request_started")
     if started is not None:
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        metrics.latency.labels(method, route).observe(time.perf_counter() - started)
     return response
 
 

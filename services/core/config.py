@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # Threads fetching a batch in each ingest process; the shared rate limit still spaces
     # every request, so more threads only hide the exchange's latency.
     ingest_fetch_threads: int = Field(8, gt=0, le=64)
+    # The API's readiness view is refreshed in the background this often; /api/health serves it.
+    api_health_refresh_s: float = Field(5.0, gt=0, le=60)
     # The exporter: where it listens and how hard it may lean on Redis, Postgres and the workers.
     exporter_port: int = Field(9808, gt=0, lt=65536)
     exporter_bind: str = "0.0.0.0"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -136,3 +137,50 @@ def test_metrics_add_up_over_gunicorn_workers_with_a_multiprocess_directory(serv
     line = 'candleflow_api_requests_total{method="GET",route="/api/health/live",status="200"}'
     values = [float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line)]
     assert values == [12.0], text
+
+
+def raw_request(base: str, head: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `head` (request line and headers) as is; (status, headers, body) of the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + b"\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    header_block, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = header_block.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, body
+
+
+_PRODUCTION_CONFIG = _REPO / "compose" / "app" / "gunicorn.conf.py"
+
+
+@pytest.mark.parametrize(("head", "status"), [
+    (b"GET /api/health/live?pad=" + b"x" * 5000 + b" HTTP/1.1\r\nHost: api", 414),
+    (b"GET /api/health/live HTTP/1.1\r\nHost: api\r\nX-Pad: " + b"y" * 9000, 431),
+    (b"GET /api/health/live HTTP/1.1\r\nHost: api\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(150))[:-2], 431),
+    (b"BREW\x01 /pot HTCPCP/1.0", 400),
+], ids=["request-line", "header-size", "header-count", "garbage"])
+def test_requests_gunicorn_refuses_itself_get_the_json_error_and_security_headers(service_env, tmp_path, head, status):
+    with gunicorn(service_env, tmp_path / "gunicorn.log", "-c", str(_PRODUCTION_CONFIG), "--workers", "1") as base:
+        code, headers, body = raw_request(base, head)
+    assert code == status
+    assert headers["Content-Type"] == "application/json"
+    error = json.loads(body)
+    assert error["status"] == "error" and error["message"]
+    assert len(body) < 400, "the oversize request is not echoed back"
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Cache-Control"] == "no-store"
+    assert "gunicorn" not in headers.get("Server", "").lower()
+
+
+def test_every_served_answer_carries_the_security_headers_and_no_server_banner(service_env, tmp_path):
+    with gunicorn(service_env, tmp_path / "gunicorn.log", "-c", str(_PRODUCTION_CONFIG), "--workers", "1") as base:
+        answers = [http("GET", f"{base}/api/health/live"), http("GET", f"{base}/no/such/route"),
+                   http("POST", f"{base}/api/manual-update/?task=all")]
+    assert [status for status, _, _ in answers] == [200, 404, 401]
+    for _, headers, _ in answers:
+        assert headers["Server"] == "candleflow"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Cache-Control"] == "no-store"

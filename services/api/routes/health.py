@@ -1,22 +1,24 @@
-"""Health: a liveness probe, and readiness that checks Redis, Postgres and a worker on every queue."""
+"""Health: a liveness probe, and readiness (Redis, Postgres, a worker on every queue) from a background view."""
 
 from __future__ import annotations
 
 from celery import Celery
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from services.api.errors import error_response
+from services.api.health_view import HealthReading, HealthView
 from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
 from services.core.celery_app import QUEUES
 
-__all__ = ["health_routes", "queue_consumers", "INSPECT_TIMEOUT_S"]
+__all__ = ["health_routes", "queue_consumers", "check_dependencies", "INSPECT_TIMEOUT_S"]
 
 health_routes = Blueprint("health", __name__)
 
 # Bounds the whole readiness check: workers that have not answered by then count as absent.
 INSPECT_TIMEOUT_S = 1.0
+_VIEW_KEY = "candleflow.health_view"
 
 
 def queue_consumers(celery: Celery, timeout: float = INSPECT_TIMEOUT_S) -> dict[str, list[str]]:
@@ -41,20 +43,18 @@ def liveness(query: NoParameters) -> Response:
     return jsonify({"status": "ok"})
 
 
-@health_routes.get("/api/health")
-@with_query(NoParameters)
-def readiness(query: NoParameters) -> Response | tuple[Response, int]:
-    """200 when Redis, Postgres and a worker per queue are all there; 503 naming whatever is missing."""
+def check_dependencies(redis_client, engine, celery: Celery) -> HealthReading:
+    """Ask Redis, Postgres and the workers once; every failure named."""
     checks: dict[str, object] = {}
     problems: list[str] = []
     try:
-        deps().redis.ping()
+        redis_client.ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {_failure(exc)}"
         problems.append(f"redis unreachable ({_failure(exc)})")
     try:
-        with deps().engine.connect() as conn:
+        with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["postgres"] = "ok"
     except Exception as exc:
@@ -62,7 +62,7 @@ def readiness(query: NoParameters) -> Response | tuple[Response, int]:
         problems.append(f"postgres unreachable ({_failure(exc).splitlines()[0]})")
     if checks["redis"] == "ok":
         try:
-            consumers = queue_consumers(deps().celery)
+            consumers = queue_consumers(celery)
             checks["queues"] = consumers
             problems += [f"no worker consuming queue {queue!r}" for queue, workers in consumers.items() if not workers]
         except Exception as exc:
@@ -71,6 +71,36 @@ def readiness(query: NoParameters) -> Response | tuple[Response, int]:
     else:
         # Workers are asked through the broker: with Redis down the answer would only be a slow timeout.
         checks["queues"] = "skipped: broker unreachable"
+    return HealthReading(checks, problems)
+
+
+def _health_view() -> HealthView:
+    app = current_app._get_current_object()
+    view = app.extensions.get(_VIEW_KEY)
+    if view is None:
+        api = deps()
+        view = app.extensions.setdefault(_VIEW_KEY, HealthView(
+            lambda: check_dependencies(api.redis, api.engine, api.celery), api.settings.api_health_refresh_s))
+    return view
+
+
+@health_routes.get("/api/health")
+@with_query(NoParameters)
+def readiness(query: NoParameters) -> Response | tuple[Response, int]:
+    """200 when Redis, Postgres and a worker per queue are all there; 503 naming whatever is missing.
+
+    Answered from the background view (`age_s` says how old it is), so it costs no broker round trip.
+    """
+    view = _health_view()
+    # Only a process's first call waits, for one round of checks (the inspect timeout bounds it).
+    reading = view.read(first_wait_s=INSPECT_TIMEOUT_S + 10)
+    if reading is None:
+        return error_response(503, "health checks have not answered yet")
+    age = round(reading.age_s(), 3)
+    problems = list(reading.problems)
+    if view.stale(reading):
+        problems.append(f"health view is {age} s old: its refresher is stuck")
+    timing = {"checked_at": reading.checked_at_iso(), "age_s": age}
     if problems:
-        return error_response(503, "; ".join(problems), checks=checks)
-    return jsonify({"status": "ok", "checks": checks})
+        return error_response(503, "; ".join(problems), checks=reading.checks, **timing)
+    return jsonify({"status": "ok", "checks": reading.checks, **timing})

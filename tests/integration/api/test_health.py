@@ -38,3 +38,24 @@ def test_readiness_names_postgres_when_it_is_unreachable(api_settings, celery, b
     response = client.get("/api/health")
     assert response.status_code == 503 and "postgres unreachable" in response.get_json()["message"]
     assert response.get_json()["checks"]["redis"] == "ok"
+
+
+def publishes(client: redis.Redis) -> int:
+    """PUBLISH commands Redis has served: a worker broadcast (inspect) is one."""
+    return int(client.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
+
+
+def test_readiness_is_served_from_the_background_view_without_asking_the_workers_per_request(
+        api_settings, celery, broker, engine):
+    settings = api_settings.model_copy(update={"api_health_refresh_s": 60.0})
+    client = create_app(settings=settings, celery=celery, redis_client=broker, engine=engine).test_client()
+    idle = publishes(broker)
+    first = client.get("/api/health").get_json()  # the process's first call waits for one round of checks
+    assert publishes(broker) > idle, "one round of checks asks the workers (so the count below can move)"
+    assert first["checks"]["queues"] == {"ingest": [], "indicators": [], "signals": [], "pipeline": []}
+    before = publishes(broker)
+    answers = [client.get("/api/health").get_json() for _ in range(20)]
+    assert publishes(broker) == before, "no request asked the workers itself"
+    assert {answer["checked_at"] for answer in answers} == {first["checked_at"]}
+    assert all(answer["age_s"] >= 0 for answer in answers)
+    assert answers[-1]["age_s"] >= answers[0]["age_s"]

@@ -38,3 +38,10 @@ def test_two_apps_keep_separate_registries(api_settings):
     sample = {"method": "GET", "route": "/api/health/live", "status": "200"}
     assert first.extensions[METRICS_KEY].registry.get_sample_value("candleflow_api_requests_total", sample) == 1
     assert second.extensions[METRICS_KEY].registry.get_sample_value("candleflow_api_requests_total", sample) is None
+
+
+def test_method_labels_are_the_http_methods_or_other():
+    from services.api.metrics import method_label
+
+    assert [method_label(m) for m in ("GET", "PATCH", "DELETE", "BREW", "get", "X" * 500)] == [
+        "GET", "PATCH", "DELETE", "other", "other", "other"]
