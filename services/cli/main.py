@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from services.core.config import get_settings
@@ -125,6 +126,15 @@ def _run_local(args: argparse.Namespace) -> int:
     return run_procfile(specs, env, cwd=procfile.parent)
 
 
+def _check_secrets(args: argparse.Namespace) -> int:
+    from services.core.secrets import weakness
+
+    problems = [f"{name} {reason}" for name in args.variables if (reason := weakness(os.environ.get(name)))]
+    for problem in problems:
+        print(f"candleflow check-secrets: {problem}", file=sys.stderr)
+    return 2 if problems else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="candleflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     run_local.add_argument("--procfile", default="Procfile")
     run_local.add_argument("--only", action="append", help="run only this entry (repeatable)")
 
+    check_secrets = commands.add_parser(
+        "check-secrets", help="refuse weak secrets (the production rule) in these environment variables")
+    check_secrets.add_argument("variables", nargs="+", metavar="VARIABLE")
+
     commands.add_parser("exchange-sim", help="run the offline exchange simulator (see --help after it)",
                         add_help=False)
     return parser
@@ -166,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()  # a bad variable stops here, named in the message
         configure_logging(settings.log_level, settings.log_format)
         handler = {"migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair,
-                   "run-local": _run_local}[args.command]
+                   "run-local": _run_local, "check-secrets": _check_secrets}[args.command]
         return handler(args)
     except (ConfigurationError, ValueError) as exc:
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.core.exceptions import ConfigurationError
+from services.core.secrets import url_password, weakness
 from services.core.timeframe import Timeframe
 
 __all__ = ["Settings", "get_settings", "load_settings", "SYMBOL_RE"]
@@ -144,11 +145,17 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     def require_real_secrets(self) -> None:
-        """Refuse placeholder secrets outside dev/test, naming the variable."""
+        """Outside dev/test, refuse any weak secret this process holds, naming its variable."""
         if self.environment in ("dev", "test"):
             return
-        if self.api_token in ("", "CHANGE_ME"):
-            raise ConfigurationError("API_TOKEN is not set (still CHANGE_ME); set a real token")
+        problems = [f"{name} {reason}" for name, value in (
+            ("API_TOKEN", self.api_token),
+            ("the password in DATABASE_URL (POSTGRES_PASSWORD)", url_password(self.database_url)),
+            ("the password in REDIS_URL (REDIS_PASSWORD)", url_password(self.redis_url)),
+        ) if (reason := weakness(value)) is not None]
+        if problems:
+            raise ConfigurationError("weak secrets for production: " + "; ".join(problems)
+                                     + " (use e.g. `openssl rand -hex 32`; see docs/security.md)")
 
 
 def load_settings(**overrides: object) -> Settings:

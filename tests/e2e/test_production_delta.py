@@ -14,11 +14,11 @@ pytestmark = pytest.mark.e2e
 
 SECRETS = {
     "API_TOKEN": "0123abcd" * 4,
-    "POSTGRES_PASSWORD": "pg-secret",
-    "REDIS_PASSWORD": "redis-secret",
+    "POSTGRES_PASSWORD": "pg-secret-3b8e61f0",
+    "REDIS_PASSWORD": "redis-secret-0c47d9e2",
     "FLOWER_USER": "operator",
-    "FLOWER_PASSWORD": "flower-secret",
-    "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
+    "FLOWER_PASSWORD": "flower-secret-95a2c7d1",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-secret-6e0f3b4a",
 }
 
 
@@ -48,15 +48,20 @@ def test_with_every_secret_the_production_stack_is_locked_down(docker_engine, tm
     services = json.loads(result.stdout)["services"]
 
     assert "exchange-sim" not in services  # even with --profile demo
-    assert not services["postgres"].get("ports") and not services["redis"].get("ports")
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"api", "flower", "grafana"}, published
+    assert services["flower"]["environment"]["FLOWER_READ_ONLY"] == "true"
+    for name in ("migrate", "flower", "grafana"):
+        assert services[name]["depends_on"]["secrets-check"]["condition"] == "service_completed_successfully"
+    assert services["secrets-check"]["command"][:2] == ["candleflow", "check-secrets"]
     assert "--requirepass" in services["redis"]["command"]
     for name in ("api", "worker-ingest", "worker-indicators", "worker-signals", "beat", "exporter", "migrate"):
         environment = services[name]["environment"]
         assert environment["ENVIRONMENT"] == "prod", name
-        assert environment["REDIS_URL"] == "redis://:redis-secret@redis:6379/0", name
+        assert environment["REDIS_URL"] == f"redis://:{SECRETS['REDIS_PASSWORD']}@redis:6379/0", name
         assert environment["EXCHANGE_API_URL"] == "", name  # the real exchange, not the simulator
         assert services[name]["deploy"]["resources"]["limits"]["memory"], name
     for name, service in services.items():
-        expected = "no" if name == "migrate" else "unless-stopped"
+        expected = "no" if name in ("migrate", "secrets-check") else "unless-stopped"
         assert service.get("restart") == expected, name
     assert services["api"]["environment"]["API_TOKEN"] == SECRETS["API_TOKEN"]

@@ -35,6 +35,7 @@ READ_ELSEWHERE = {
     "GUNICORN_WORKERS": "compose/app/gunicorn.conf.py",
     "FLOWER_USER": "compose/app/start-flower",
     "FLOWER_PASSWORD": "compose/app/start-flower",
+    "FLOWER_READ_ONLY": "compose/app/flowerconfig.py",
     "FLOWER_PURGE_OFFLINE_WORKERS": None,  # Flower reads every FLOWER_<option> itself
 }
 
