@@ -153,6 +153,7 @@ def fetch_window(ctx: IngestContext, instrument_id: int, symbol: str, tf: Timefr
 
 
 def _instrument(ctx: IngestContext, symbol: str, tf: Timeframe) -> int:
+    ctx.source.check_instrument(symbol, tf.name)  # an unknown symbol is refused before it is registered
     with ctx.engine.begin() as conn:
         return ensure_instrument(conn, ctx.source.name, symbol, tf.name)
 
@@ -208,6 +209,10 @@ def sync_batch(ctx: IngestContext, symbols: list[str], timeframe: str, lookback_
     An unreadable exchange clock or a database error raises for the whole batch.
     """
     tf = Timeframe.parse(timeframe)
+    unserved = _unserved(ctx, symbols, tf)
+    symbols = [symbol for symbol in symbols if symbol not in unserved]
+    if not symbols:
+        return unserved
     now_ms = _now(ctx)
     with ctx.engine.begin() as conn:
         ids = {symbol: ensure_instrument(conn, ctx.source.name, symbol, tf.name) for symbol in symbols}
@@ -238,7 +243,18 @@ def sync_batch(ctx: IngestContext, symbols: list[str], timeframe: str, lookback_
             stopped.setdefault(window.symbol, window.error)
     for symbol, gone in lost:
         reports[symbol].add(gone)
-    return {symbol: stopped.get(symbol, reports[symbol]) for symbol in symbols}
+    return {**unserved, **{symbol: stopped.get(symbol, reports[symbol]) for symbol in symbols}}
+
+
+def _unserved(ctx: IngestContext, symbols: list[str], tf: Timeframe) -> dict[str, Exception]:
+    """The symbols the exchange does not serve in `tf`, each with the reason; never registered as instruments."""
+    refused: dict[str, Exception] = {}
+    for symbol in symbols:
+        try:
+            ctx.source.check_instrument(symbol, tf.name)
+        except PermanentSourceError as exc:
+            refused[symbol] = exc
+    return refused
 
 
 def sync_instrument(ctx: IngestContext, symbol: str, timeframe: str, lookback_bars: int = 500) -> RunReport:

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from services.scheduler.schedule import DEFAULT_JOBS
-from tests.utils.broker import queued
+from tests.utils.broker import queued, queued_messages
 
 pytestmark = pytest.mark.integration
 
@@ -52,5 +52,5 @@ def test_two_beats_start_each_scheduled_job_exactly_once(redis_url, database_url
     assert first >= 1, "the schedule fired at all"
     # One beat sends elapsed/EVERY_S messages; two unlocked beats would send twice that.
     assert 0.5 * elapsed / EVERY_S <= sent <= elapsed / EVERY_S + 1.5
-    tasks = {json.loads(raw)["headers"]["task"] for raw in client.lrange("ingest", 0, -1)}
+    tasks = {message["headers"]["task"] for message in queued_messages(client, "ingest")}
     assert tasks == {"probe.tick"}

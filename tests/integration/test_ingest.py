@@ -106,13 +106,14 @@ def test_a_window_that_keeps_failing_is_ledgered_as_failed_then_repaired(sim, ct
     assert {w["status"] for w in ledger(engine)} == {"ok"}
 
 
-def test_an_unknown_symbol_fails_at_once_with_a_clear_message(sim, ctx, engine):
+def test_an_unknown_symbol_fails_at_once_with_a_clear_message_and_is_never_registered(sim, ctx, engine):
     with pytest.raises(PermanentSourceError, match="does not list symbol 'DOGE/USD'"):
         backfill(ctx, "DOGE/USD", "1h", SINCE, SINCE + 10 * H)
     counts = sim[1].request_counts()
     assert counts.get("/api/v3/klines", 0) == 0
     assert counts["/api/v3/exchangeInfo"] == 2  # the cached markets, then one fresh look
-    assert [(w["status"], w["attempts"]) for w in ledger(engine)] == [("failed", 1)]
+    assert ledger(engine) == []
+    assert table_rows(engine, "SELECT symbol FROM instruments WHERE symbol = 'DOGE/USD'") == []
 
 
 def test_missing_candles_are_reported_as_gaps_in_the_ledger(sim, ctx, engine):

@@ -43,14 +43,14 @@ def test_a_batch_stores_every_instruments_candles_as_the_exchange_serves_them(si
         assert stored == [tuple(row) for row in expected]
 
 
-def test_an_unlisted_symbol_in_a_batch_is_named_while_its_neighbours_are_stored(ctx, engine):
+def test_an_unlisted_symbol_in_a_batch_is_named_never_registered_while_its_neighbours_are_stored(ctx, engine):
     outcomes = sync_batch(ctx, ["BTC/USD", "ZZZ/USD", "ETH/USD"], "1h", lookback_bars=10, concurrency=3)
     assert isinstance(outcomes["ZZZ/USD"], PermanentSourceError)
     assert "does not list symbol 'ZZZ/USD'" in str(outcomes["ZZZ/USD"])
     assert outcomes["BTC/USD"].candles == outcomes["ETH/USD"].candles == 11
     assert [row[:2] for row in table_rows(engine, COUNTS_SQL)] == [("BTC/USD", 11), ("ETH/USD", 11)]
-    assert [(w["symbol"], w["status"]) for w in ledger(engine)] == [
-        ("BTC/USD", "ok"), ("ETH/USD", "ok"), ("ZZZ/USD", "failed")]
+    assert [(w["symbol"], w["status"]) for w in ledger(engine)] == [("BTC/USD", "ok"), ("ETH/USD", "ok")]
+    assert table_rows(engine, "SELECT 1 FROM instruments WHERE symbol = 'ZZZ/USD'") == [], "no half-registered one"
 
 
 def test_a_redelivered_batch_adds_and_rewrites_nothing(ctx, engine):

@@ -9,6 +9,7 @@ from celery.exceptions import Retry
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from services.core.exceptions import PermanentSourceError
 from services.core.pipeline import records
 from services.core.pipeline.chain import new_carry, per_instrument, run_stage
 from services.core.pipeline.stages import STAGES
@@ -52,13 +53,13 @@ def _recorded(engine) -> list[tuple[str, str, str]]:
 def test_one_bad_instrument_in_a_batch_is_named_while_its_neighbours_succeed(settings, engine):
     def sync(symbol, timeframe):
         if symbol == "ZZ/ZZ":
-            raise LookupError("ZZ/ZZ is not listed on the exchange")
+            raise PermanentSourceError("kraken does not list symbol 'ZZ/ZZ'")
         return {"candles": 1}
 
     carry = new_carry("run-1", ["BTC/USD", "ZZ/ZZ", "ETH/USD"], "1h", {})
     carry = run_stage(carry, STAGES["ohlc"], per_instrument(sync), task=StageTask(0))
     carry = run_stage(carry, STAGES["indicators"], per_instrument(lambda s, tf, **_: {"bars": 1}), task=StageTask(0))
-    assert carry["outcomes"]["ZZ/ZZ"]["failed"]["error"] == "LookupError: ZZ/ZZ is not listed on the exchange"
+    assert carry["outcomes"]["ZZ/ZZ"]["failed"]["error"] == "rejected: kraken does not list symbol 'ZZ/ZZ'"
     assert [e["status"] for e in carry["outcomes"]["ZZ/ZZ"]["stages"]] == ["failed", "skipped"]
     assert [e["status"] for e in carry["outcomes"]["BTC/USD"]["stages"]] == ["ok", "ok"]
     assert _recorded(engine) == [
@@ -94,7 +95,7 @@ def test_a_database_blip_once_retries_are_spent_is_carried_as_that_instruments_f
 
     carry = run_stage(new_carry("run-1", ["BTC/USD"], "1h", {}), STAGES["indicators"], per_instrument(always_down),
                       task=StageTask(retries=3))
-    assert "OperationalError" in carry["outcomes"]["BTC/USD"]["failed"]["error"]
+    assert carry["outcomes"]["BTC/USD"]["failed"]["error"] == "database unavailable"
     assert _recorded(engine) == [("BTC/USD 1h", "indicators", "failed")]
 
 

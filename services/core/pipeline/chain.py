@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
+from services.core.pipeline.failures import describe_failure
 from services.core.pipeline.records import record_stages
 from services.core.pipeline.stages import RETRY_POLICY, STAGES, Stage, stage_params
 from services.core.store.instruments import resolve_instruments
@@ -86,8 +87,8 @@ def _will_retry(task: Task | None, stage: Stage, exc: Exception) -> bool:
 def _entry(stage: Stage, outcome: dict | Exception | None, seconds: float, batch: int) -> dict:
     if isinstance(outcome, dict):
         return {"stage": stage.name, "status": "ok", "seconds": seconds, "batch": batch, **outcome}
-    error = ("RuntimeError: the stage gave no outcome for this instrument" if outcome is None
-             else f"{type(outcome).__name__}: {outcome}")[:1000]
+    error = "internal error: the stage gave no outcome for this instrument" if outcome is None \
+        else describe_failure(outcome)
     return {"stage": stage.name, "status": "failed", "seconds": seconds, "batch": batch, "error": error}
 
 
@@ -123,8 +124,10 @@ def run_stage(carry: dict, stage: Stage, work: BatchWork, task: Task | None = No
     for symbol, entry in settled:
         outcomes[symbol]["stages"].append(entry)
         if entry["status"] == "failed":
+            # The status shows the short label; the log keeps the whole error and its traceback.
+            cause = results.get(symbol)
             log.error("run %s: %s %s failed: %s", carry["run_id"], instrument_label(symbol, carry["timeframe"]),
-                      stage.name, entry["error"])
+                      stage.name, entry["error"], exc_info=cause if isinstance(cause, Exception) else None)
             outcomes[symbol]["failed"] = {"stage": stage.name, "error": entry["error"]}
     with get_engine().begin() as conn:
         record_stages(conn, carry["run_id"], [(instrument_label(s, carry["timeframe"]), e) for s, e in settled])

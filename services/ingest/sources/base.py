@@ -29,6 +29,13 @@ class CandleSource(ABC):
         """The source's clock in ms since the epoch (decides which bar is still open)."""
 
     @abstractmethod
+    def check_instrument(self, symbol: str, timeframe: str) -> None:
+        """Raise PermanentSourceError naming what is wrong unless the source serves `symbol` in `timeframe`.
+
+        Called before an instrument is registered, so an unknown symbol never becomes one.
+        """
+
+    @abstractmethod
     def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
         """Raw [ts_ms, open, high, low, close, volume] rows opening at or after `since_ms`.
 

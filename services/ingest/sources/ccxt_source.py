@@ -84,7 +84,7 @@ class CcxtSource(CandleSource):
             self._clock_checked = time.monotonic()
         return int(time.time() * 1000) + self._clock_offset_ms
 
-    def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
+    def check_instrument(self, symbol: str, timeframe: str) -> None:
         self._ensure_markets()
         if symbol not in self._client.markets:
             # Markets are cached per process; a symbol listed since then needs one fresh look.
@@ -93,5 +93,8 @@ class CcxtSource(CandleSource):
             raise PermanentSourceError(f"{self.name} does not list symbol {symbol!r}")
         if timeframe not in (self._client.timeframes or {}):
             raise PermanentSourceError(f"{self.name} does not support timeframe {timeframe!r}")
+
+    def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
+        self.check_instrument(symbol, timeframe)
         describe = f"{self.name} fetch_ohlcv {symbol} {timeframe} since {since_ms}"
         return self._call(describe, lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit))

@@ -10,12 +10,13 @@ import pytest
 from services.core.pipeline.runs import KINDS
 from tests.integration.api.conftest import AUTH
 from tests.integration.api.rows import add_run
+from tests.utils.broker import queued_messages as pipeline_messages
 
 pytestmark = pytest.mark.integration
 
 
-def queued_messages(broker, queue: str = "pipeline") -> list[dict]:
-    return [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+def queued_messages(broker) -> list[dict]:
+    return pipeline_messages(broker, "pipeline")
 
 
 def test_a_run_is_queued_with_202_its_id_and_where_to_poll(client):

@@ -50,3 +50,21 @@ def test_sixty_minutes_is_not_the_same_timeframe_as_one_hour():
 def test_str_is_the_name_so_messages_and_sql_parameters_read_as_before():
     tf = Timeframe.parse("15m")
     assert str(tf) == "15m" and f"{tf} candles" == "15m candles"
+
+
+@pytest.mark.parametrize("text", ["01h", "001m"])
+def test_a_leading_zero_is_not_a_second_name_for_the_same_timeframe(text):
+    with pytest.raises(ValueError, match="malformed timeframe"):
+        Timeframe.parse(text)
+
+
+@pytest.mark.parametrize("text", ["8d", "169h", "10081m", "999999999999d"])
+def test_bars_longer_than_a_week_are_refused_without_echoing_the_whole_value(text):
+    with pytest.raises(ValueError, match="too long: at most 7d") as refused:
+        Timeframe.parse(text)
+    assert len(str(refused.value)) < 60
+
+
+def test_the_longest_accepted_names_fit_the_database_column():
+    assert [Timeframe.parse(text).ms for text in ("7d", "168h", "10080m")] == [604_800_000] * 3
+    assert max(len(name) for name in ("7d", "168h", "10080m")) <= 8
