@@ -37,7 +37,8 @@ def test_the_run_is_a_pipeline_start_message_on_the_pipeline_list(client, broker
     assert message["headers"]["task"] == "pipeline.start"
     assert message["headers"]["id"] == task_id
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-    assert args == ["ohlc", {"symbol": "BTC/USD", "timeframe": "1h"}] and kwargs == {}
+    assert args == ["ohlc", {"symbol": "BTC/USD", "timeframe": "1h"}] and kwargs == {"priority": 5}
+    assert message["properties"]["priority"] == 4, "the default run priority 5, in kombu Redis's reversed numbers"
 
 
 def test_a_second_identical_request_returns_the_running_runs_id_marked_duplicate(client, broker):
