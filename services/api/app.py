@@ -7,6 +7,7 @@ from celery import Celery
 from flask import Flask
 from sqlalchemy import Engine
 
+from services.api.auth import guard_reads
 from services.api.edge import install_security_headers
 from services.api.errors import register_error_handlers
 from services.api.metrics import install_metrics
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     register_error_handlers(app)
     install_metrics(app)
     install_security_headers(app)
+    guard_reads(app)
     for blueprint in (trigger_routes, read_routes, health_routes, openapi_routes):
         app.register_blueprint(blueprint)
     return app

@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
+from services.api.auth import is_guarded
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
+from services.api.routes.deps import EXTENSION_KEY
 from services.core.pipeline.runs import KINDS, RUN_STATES
 
 __all__ = ["openapi_document", "openapi_routes"]
@@ -193,7 +195,7 @@ def _path_parameters(arguments: list[str]) -> list[dict]:
     return [{"name": name, "in": "path", "required": True, "schema": _STRING} for name in arguments]
 
 
-def _operation(endpoint: str, view: Callable, arguments: list[str]) -> dict:
+def _operation(endpoint: str, view: Callable, arguments: list[str], reads_need_token: bool) -> dict:
     """One operation: the entry above, plus what the route and view declare (parameters, token)."""
     if endpoint not in _OPERATIONS:
         raise LookupError(f"route {endpoint!r} has no entry in services/api/openapi.py _OPERATIONS")
@@ -206,20 +208,21 @@ def _operation(endpoint: str, view: Callable, arguments: list[str]) -> dict:
         responses["400"] = _BAD_REQUEST  # every model refuses unknown and repeated parameters
     if parameters:
         operation["parameters"] = parameters
-    if getattr(view, "requires_token", False):
+    if is_guarded(endpoint, view, reads_need_token):
         operation["security"] = [{"bearerAuth": []}]
         responses["401"] = _UNAUTHORIZED
     return {**operation, "responses": responses}
 
 
 def _paths(app: Flask) -> dict[str, dict]:
+    reads_need_token = app.extensions[EXTENSION_KEY].settings.reads_need_token
     paths: dict[str, dict] = {}
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
         arguments = _RULE_ARGUMENT.findall(rule.rule)  # in path order, unlike rule.arguments (a set)
         path = _RULE_ARGUMENT.sub(r"{\1}", rule.rule)
         for method in sorted(rule.methods - _UNDOCUMENTED_METHODS):
-            paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, view, arguments)
+            paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, view, arguments, reads_need_token)
     return paths
 
 
@@ -238,8 +241,9 @@ def openapi_document(app: Flask) -> dict:
             "paths": _paths(app),
             "components": {
                 "schemas": _SCHEMAS,
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                                   "description": "The API_TOKEN setting"}},
+                "securitySchemes": {"bearerAuth": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "API_TOKEN; for reads, when API_READ_ACCESS=token, API_READ_TOKEN too"}},
             },
         }
     return app.extensions[_DOCUMENT_KEY]

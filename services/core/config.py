@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
     api_token: str = "CHANGE_ME"
+    # Reads (candles, signals, runs, ...) need a token too: `token` (the production default) or `open`.
+    api_read_access: str | None = Field(None, pattern="^(open|token)$")
+    # An optional second token that may read but never change anything (dashboards, notebooks).
+    api_read_token: str = ""
     indicator_params: dict = Field(default_factory=dict, description="JSON overrides, e.g. {\"rsi\": 21}")
     levels_lookback_bars: int = Field(500, gt=10)
     schedule_overrides: dict = Field(default_factory=dict, description="JSON: job name → fields or null")
@@ -144,12 +148,20 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// base URL")
         return value.rstrip("/")
 
+    @property
+    def reads_need_token(self) -> bool:
+        """API_READ_ACCESS, or by environment when unset: closed in production, open in development."""
+        if self.api_read_access is not None:
+            return self.api_read_access == "token"
+        return self.environment not in ("dev", "test")
+
     def require_real_secrets(self) -> None:
         """Outside dev/test, refuse any weak secret this process holds, naming its variable."""
         if self.environment in ("dev", "test"):
             return
         problems = [f"{name} {reason}" for name, value in (
             ("API_TOKEN", self.api_token),
+            *([("API_READ_TOKEN", self.api_read_token)] if self.api_read_token else []),
             ("the password in DATABASE_URL (POSTGRES_PASSWORD)", url_password(self.database_url)),
             ("the password in REDIS_URL (REDIS_PASSWORD)", url_password(self.redis_url)),
         ) if (reason := weakness(value)) is not None]

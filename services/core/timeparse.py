@@ -26,7 +26,8 @@ def datetime_to_ms(value: datetime) -> int:
 
 def parse_instant_ms(value: str | int) -> int:
     """'2024-01-01', '2024-01-01T12:00', '...+02:00' or epoch milliseconds → epoch ms (UTC)."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+    # isdigit() alone admits '²' and other Unicode digits that int() refuses with its own message.
+    if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
         ms = int(value)
     else:
         try:

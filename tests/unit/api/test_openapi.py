@@ -7,6 +7,7 @@ import re
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from services.api.app import create_app
 from services.api.errors import ApiError
 from services.api.openapi import _RULE_ARGUMENT, _path_parameters, openapi_document
 from services.api.query import parse_query, query_model_of
@@ -143,11 +144,10 @@ def test_every_reference_points_at_a_defined_schema(document):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
 
 
-def test_only_the_token_guarded_route_is_documented_with_the_bearer_scheme(document):
-    assert document["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "description": "The API_TOKEN setting"}
+def test_with_open_reads_only_the_changing_routes_are_documented_with_the_bearer_scheme(document):
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     guarded = {(path, method) for path, method, operation in operations(document) if "security" in operation}
-    assert guarded == {("/api/manual-update/", "post")}
+    assert guarded == {(path, method) for path, method, _ in operations(document) if method != "get"}
     for path, method, operation in operations(document):
         assert ("401" in operation["responses"]) == ((path, method) in guarded), (path, method)
         assert ("400" in operation["responses"]) == bool(path != "/metrics"), (path, method)
@@ -174,3 +174,12 @@ def test_path_arguments_become_required_path_parameters_in_path_order():
     parameters = _path_parameters(_RULE_ARGUMENT.findall(rule))
     assert [(p["name"], p["in"], p["required"]) for p in parameters] == [("exchange", "path", True),
                                                                          ("symbol", "path", True)]
+
+
+def test_with_closed_reads_every_route_but_probes_metrics_and_this_document_needs_the_token(api_settings):
+    closed = create_app(settings=api_settings.model_copy(update={"api_read_access": "token"}))
+    document = openapi_document(closed)
+    open_paths = {path for path, _, operation in operations(document) if "security" not in operation}
+    assert open_paths == {"/api/health", "/api/health/live", "/metrics", "/api/openapi.json"}
+    for path, method, operation in operations(document):
+        assert ("401" in operation["responses"]) == (path not in open_paths), (path, method)

@@ -65,3 +65,9 @@ def test_a_trailing_newline_does_not_pass_as_a_symbol(monkeypatch):
 
     assert SYMBOL_RE.fullmatch("BTC/USD\n") is None
     assert load_settings().symbols == ["BTC/USD"]
+
+
+@pytest.mark.parametrize("value", ["²", "١٢٣", "1²3"])
+def test_unicode_digits_are_a_malformed_date_not_a_python_error(value):
+    with pytest.raises(ValueError, match="malformed date"):
+        parse_instant_ms(value)
