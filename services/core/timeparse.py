@@ -48,3 +48,11 @@ def parse_instant(value: str | int | None) -> datetime | None:
     if value is None:
         return None
     return ms_to_datetime(parse_instant_ms(value))
+
+
+def canonical_instant(value: str | int) -> str:
+    """One spelling per instant, UTC with a Z ('2024-01-01' and '1704067200000' both give
+    '2024-01-01T00:00:00Z'), so requests with the same effect compare equal."""
+    ms = parse_instant_ms(value)
+    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
+    return ms_to_datetime(ms).isoformat(timespec=spec).replace("+00:00", "Z")

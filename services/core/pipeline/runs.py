@@ -16,7 +16,7 @@ from services.core.pipeline.records import read_run, read_stage_progress
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
 from services.core.timeframe import Timeframe
-from services.core.timeparse import parse_instant_ms
+from services.core.timeparse import canonical_instant, parse_instant_ms
 
 __all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "RunRequest", "InvalidRunRequest", "validate_request", "claim_run",
            "submit_run", "request_of", "release_run", "run_status"]
@@ -90,7 +90,9 @@ def validate_request(kind: str | None, symbol: str | None = None, timeframe: str
         raise InvalidRunRequest(missing[0], f"a {kind} run needs {missing[0]}={_EXAMPLES[missing[0]]}")
     if since is not None and until is not None and parse_instant_ms(until) <= parse_instant_ms(since):
         raise InvalidRunRequest("until", "until must be after since")
-    return RunRequest(kind, symbol, timeframe, since, until)
+    # De-duplication is by effect: every spelling of an instant locks (and runs) as the same one.
+    return RunRequest(kind, symbol, timeframe, *(None if value is None else canonical_instant(value)
+                                                 for value in (since, until)))
 
 
 def claim_run(client: redis.Redis, request: RunRequest, run_id: str) -> str | None:

@@ -96,25 +96,25 @@ def test_a_run_narrowed_to_one_instrument_keeps_its_scope():
 
 @pytest.mark.parametrize("kind", ["all", "indicators", "ema", "regime", "patterns", "signals"])
 def test_a_kind_that_recomputes_from_a_date_accepts_since(kind):
-    assert validate_request(kind, since="2024-01-01").since == "2024-01-01"
+    assert validate_request(kind, since="2024-01-01").since == "2024-01-01T00:00:00Z"
 
 
-def test_a_full_backfill_request_comes_back_as_given():
+def test_a_full_backfill_request_comes_back_with_its_instants_in_utc():
     request = validate_request("backfill", symbol="BTC/USD", timeframe="1h", since="2024-01-01",
                                until="2024-02-01T00:00:00+02:00")
-    assert request == RunRequest("backfill", "BTC/USD", "1h", "2024-01-01", "2024-02-01T00:00:00+02:00")
-    assert request.scope() == {"symbol": "BTC/USD", "timeframe": "1h", "since": "2024-01-01",
-                               "until": "2024-02-01T00:00:00+02:00"}
+    assert request == RunRequest("backfill", "BTC/USD", "1h", "2024-01-01T00:00:00Z", "2024-01-31T22:00:00Z")
+    assert request.scope() == {"symbol": "BTC/USD", "timeframe": "1h", "since": "2024-01-01T00:00:00Z",
+                               "until": "2024-01-31T22:00:00Z"}
 
 
 def test_a_backfill_accepts_epoch_milliseconds_and_an_open_end():
     request = validate_request("backfill", symbol="BTC/USD", since="1704067200000")
-    assert (request.since, request.until) == ("1704067200000", None)
+    assert (request.since, request.until) == ("2024-01-01T00:00:00Z", None)
 
 
 def test_an_until_one_millisecond_after_since_is_accepted():
     request = validate_request("backfill", symbol="BTC/USD", since="1704067200000", until="1704067200001")
-    assert request.until == "1704067200001"
+    assert request.until == "2024-01-01T00:00:00.001Z"
 
 
 def test_identical_requests_share_a_dedup_key_and_another_scope_does_not():
@@ -122,3 +122,9 @@ def test_identical_requests_share_a_dedup_key_and_another_scope_does_not():
     assert first.dedup_key() == again.dedup_key()
     assert first.dedup_key() != validate_request("all", symbol="ETH/USD").dedup_key()
     assert first.dedup_key() != validate_request("ohlc", symbol="BTC/USD").dedup_key()
+
+
+@pytest.mark.parametrize("spelling", ["2024-01-01", "2024-01-01T00:00Z", "2024-01-01T02:00:00+02:00", "1704067200000"])
+def test_every_spelling_of_one_instant_is_one_run_for_de_duplication(spelling):
+    reference = validate_request("backfill", symbol="BTC/USD", since="2024-01-01T00:00:00Z")
+    assert validate_request("backfill", symbol="BTC/USD", since=spelling).dedup_key() == reference.dedup_key()
