@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, Response
+from flask import Flask, Response, abort, current_app, request
 
 __all__ = ["SECURITY_HEADERS", "SERVER_NAME", "install_security_headers", "json_error_bytes", "write_json_error"]
 
@@ -28,8 +28,17 @@ def _add_security_headers(response: Response) -> Response:
     return response
 
 
+def _refuse_oversize_bodies() -> None:
+    # Flask enforces MAX_CONTENT_LENGTH only when a view reads the body; a route that never
+    # reads one would otherwise accept any size in silence.
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        abort(413, f"request body over {limit} bytes")
+
+
 def install_security_headers(app: Flask) -> None:
-    """Every response of `app`, errors included, carries SECURITY_HEADERS."""
+    """Every response of `app`, errors included, carries SECURITY_HEADERS; oversize bodies are refused first."""
+    app.before_request(_refuse_oversize_bodies)
     app.after_request(_add_security_headers)
 
 
