@@ -13,6 +13,7 @@ from services.api.openapi import openapi_routes
 from services.api.routes.deps import EXTENSION_KEY, ApiDeps
 from services.api.routes.health import health_routes
 from services.api.routes.read import read_routes
+from services.api.routes.runs import run_routes
 from services.api.routes.trigger import trigger_routes
 from services.core.config import Settings, get_settings
 
@@ -43,6 +44,6 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     app.extensions[EXTENSION_KEY] = ApiDeps(settings, celery, redis_client, engine)
     register_error_handlers(app)
     install_metrics(app)
-    for blueprint in (trigger_routes, read_routes, health_routes, openapi_routes):
+    for blueprint in (trigger_routes, read_routes, run_routes, health_routes, openapi_routes):
         app.register_blueprint(blueprint)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from celery import Celery
@@ -21,7 +21,7 @@ from services.core.timeparse import parse_instant_ms
 
 __all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "MAX_DELAY_S", "RunRequest", "InvalidRunRequest",
            "validate_request", "start_time", "claim_run", "submit_run", "schedule_run", "request_of", "release_run",
-           "queued_run", "run_status", "cancelled_outcome", "stage_task_id"]
+           "queued_run", "run_status", "run_summary", "cancelled_outcome", "stage_task_id"]
 
 # SCHEDULED: delayed, its start not yet due; PENDING: queued; STARTED: its stages are running.
 RUN_STATES = ("SCHEDULED", "PENDING", "STARTED", "SUCCESS", "PARTIAL", "FAILURE", "CANCELLED")
@@ -240,10 +240,20 @@ def cancelled_outcome(batches: list[list[str]], stage_names: tuple[str, ...],
     return (_stage_entries(settled), completed, [label for label in labels if label not in completed])
 
 
+def run_summary(row: dict) -> dict:
+    """One line of a run listing (API and CLI alike), from its pipeline_runs row."""
+    return {"task_id": row["id"], "task_type": row["kind"], "scope": row["scope"], "status": row["state"],
+            "priority": row["priority"], "errors": row["errors"], "created_at": _iso(row["created_at"]),
+            "scheduled_for": _iso(row["scheduled_for"]), "started_at": _iso(row["started_at"]),
+            "finished_at": _iso(row["finished_at"]), "cancelled_by": row["cancelled_by"],
+            "cancelled_at": _iso(row["cancelled_at"])}
+
+
 def _stage_entries(stages: dict) -> list[dict]:
     """One entry per instrument and stage, in the order the stages ran."""
     return [{"instrument": instrument, **entry} for instrument, entries in sorted(stages.items()) for entry in entries]
 
 
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    # In UTC whatever the database session's time zone.
+    return value.astimezone(UTC).isoformat() if value is not None else None

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from services.core.pipeline.runs import KINDS
+from services.core.priority import PRIORITY_STEPS
+from services.exporter.queues import priority_keys
 from tests.integration.api.conftest import AUTH
 from tests.integration.api.rows import add_run
 
@@ -15,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 def queued_messages(broker, queue: str = "pipeline") -> list[dict]:
-    return [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+    """Every message waiting in `queue`, over all its priority lists."""
+    return [json.loads(raw) for key in priority_keys(queue, PRIORITY_STEPS) for raw in broker.lrange(key, 0, -1)]
 
 
 def test_a_run_is_queued_with_202_its_id_and_where_to_poll(client):
@@ -36,7 +39,7 @@ def test_the_run_is_a_pipeline_start_message_on_the_pipeline_list(client, broker
     assert message["headers"]["task"] == "pipeline.start"
     assert message["headers"]["id"] == task_id
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-    assert args == ["ohlc", {"symbol": "BTC/USD", "timeframe": "1h"}] and kwargs == {}
+    assert args == ["ohlc", {"symbol": "BTC/USD", "timeframe": "1h"}] and kwargs == {"priority": 5}
 
 
 def test_a_second_identical_request_returns_the_running_runs_id_marked_duplicate(client, broker):
