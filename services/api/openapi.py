@@ -148,7 +148,7 @@ _OPERATIONS: dict[str, dict] = {
     "trigger.start_manual_update": {
         "summary": "Start a pipeline run", "operationId": "startManualUpdate", "tags": ["runs"],
         "responses": {
-            "202": {**_json("Queued; poll the Location header.", _ref("RunQueued")),
+            "202": {**_json("Queued, or SCHEDULED (countdown, eta); poll the Location header.", _ref("RunQueued")),
                     "headers": {"Location": {"schema": _STRING}}},
             "200": _json("The same kind and scope is already running: its id, duplicate=true.", _ref("RunQueued")),
             "503": _UNAVAILABLE,
