@@ -1,5 +1,5 @@
 """Runs under operator control with real workers, beat, Redis and Postgres: cancel mid-run, jump the queue,
-run later."""
+run later, lost runs found by the beat's minute job."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from sqlalchemy import create_engine, text
 
 from services.cli.procfile import ProcessSpec
 from services.core.pipeline.runs import RunRequest
+from services.core.priority import PRIORITY_STEPS
+from services.exporter.queues import priority_keys
 from tests.utils.broker import queued
 from tests.utils.stack import TOKEN, LocalStack, http
 
@@ -28,7 +30,9 @@ COUNTS = ("SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM indicato
 @pytest.fixture(scope="module")
 def stack(fresh_servers):
     # Two instruments a batch: three instruments make two batch chains, so ids of both are revoked.
-    with LocalStack(*fresh_servers, SYMBOLS, SIM_NOW, extra_env={"PIPELINE_BATCH_SIZE": "2"}) as running:
+    # The shortest quiet time allowed, so the beat's minute job finds a lost run within two minutes.
+    env = {"PIPELINE_BATCH_SIZE": "2", "LOST_RUN_AFTER_S": "60"}
+    with LocalStack(*fresh_servers, SYMBOLS, SIM_NOW, extra_env=env) as running:
         yield running
 
 
@@ -163,3 +167,23 @@ def test_a_delayed_run_cancelled_before_its_time_never_starts(stack):
            or f"run {run_id} is CANCELLED; its start does nothing" in _worker_logs(stack), f"{task} settled", stack)
     after = _status(stack, run_id)
     assert after["status"] == "CANCELLED" and after["started_at"] is None and after["result"] == []
+
+
+def test_a_run_whose_queued_task_was_purged_is_failed_as_lost_by_the_beats_job_and_its_lock_freed(stack, broker):
+    stack.stop("worker-indicators")
+    try:
+        status, body = stack.trigger("indicators", symbol="BTC/USD")
+        assert status == 202
+        run_id = body["task_id"]
+        _until(lambda: queued(broker, "indicators") == 1, "the run's indicators task queued", stack)
+        broker.delete(*priority_keys("indicators", PRIORITY_STEPS))  # what `celery purge -Q indicators` does
+        run = stack.wait_for_run(run_id, timeout=300)
+    finally:
+        stack.start("worker-indicators")
+    assert run["status"] == "FAILURE" and "messages lost" in run["error"], run
+    assert broker.get(RunRequest("indicators", symbol="BTC/USD").dedup_key()) is None
+    assert "whose messages were lost" in _worker_logs(stack)
+    status, again = stack.trigger("indicators", symbol="BTC/USD")
+    assert status == 202 and again["task_id"] != run_id, "the identical request starts a new run at once"
+    stack.wait_for_consumers({"indicators"})
+    assert stack.wait_for_run(again["task_id"])["status"] == "SUCCESS"
