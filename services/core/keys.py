@@ -9,7 +9,8 @@ __all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK
 
 PREFIX = "candleflow:"
 # A run still "running" after this long is presumed lost (worker crash plus result expiry);
-# its lock and its dispatch marker expire then, and the daily prune fails the run.
+# its lock and its dispatch marker expire then, and the daily prune fails the run. The minute
+# lost-run check (pipeline.find_lost) fails a run whose messages are gone long before that.
 RUN_LOCK_TTL_S = 6 * 3600
 # A queued run's record answers status polls until its row exists; a week is ample.
 RUN_RECORD_TTL_S = 7 * 86400

@@ -120,9 +120,9 @@ def fail_lost_runs(engine: Engine, client: redis.Redis, quiet_s: float, now: dat
                  "error": f"messages lost: none of the run's messages was in the broker after {quiet_s:g} s "
                           "without progress (purged queue or flushed Redis)"}
         with engine.begin() as conn:
-            lost = records.fail_lost_run(conn, suspect.run_id, suspect.kind, suspect.scope, error)
+            failed_now = records.fail_lost_run(conn, suspect.run_id, suspect.kind, suspect.scope, error)
         # Freed either way: a run that finished meanwhile has no use for it (a stale lock, if its finish missed it).
         release_run(client, suspect.kind, suspect.scope, suspect.run_id)
-        if lost:
+        if failed_now:
             failed.append(suspect.run_id)
     return failed

@@ -151,14 +151,14 @@ def prune_history() -> dict:
     """Fail runs lost in flight, then delete finished runs older than RUNS_RETENTION_DAYS."""
     settings = get_settings()
     days = settings.runs_retention_days
-    lost = _fail_lost_runs(redis.Redis.from_url(settings.redis_url))
+    lost = _fail_expired_runs(redis.Redis.from_url(settings.redis_url))
     with get_engine().begin() as conn:
         runs = records.delete_runs_before(conn, days)
     log.info("pruned %d run(s) older than %d days; %d lost run(s) failed", runs, days, len(lost))
     return {"runs": runs, "lost_runs": lost}
 
 
-def _fail_lost_runs(client: redis.Redis) -> list[str]:
+def _fail_expired_runs(client: redis.Redis) -> list[str]:
     """Runs unfinished after the lock's lifetime (purged queue, messages lost): FAILURE, lock freed."""
     # A run older than its lock is presumed lost.
     error = {"instrument": "*", "stage": "pipeline",
