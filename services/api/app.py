@@ -15,6 +15,7 @@ from services.api.openapi import openapi_routes
 from services.api.routes.deps import EXTENSION_KEY, ApiDeps
 from services.api.routes.health import health_routes
 from services.api.routes.read import read_routes
+from services.api.routes.runs import run_routes
 from services.api.routes.trigger import trigger_routes
 from services.core.config import Settings, get_settings
 
@@ -47,6 +48,6 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     install_metrics(app)
     install_security_headers(app)
     guard_reads(app)
-    for blueprint in (trigger_routes, read_routes, health_routes, openapi_routes):
+    for blueprint in (trigger_routes, read_routes, run_routes, health_routes, openapi_routes):
         app.register_blueprint(blueprint)
     return app

@@ -21,12 +21,13 @@ class ApiError(Exception):
     """An error the client can act on: an HTTP status, a message and, when one is to blame, the parameter."""
 
     def __init__(self, status: int, message: str, parameter: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, **extra: object) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.parameter = parameter
         self.headers = headers or {}
+        self.extra = extra  # more fields of the error body, e.g. a run's state on a 409
 
 
 def bad_parameter(parameter: str, message: str) -> ApiError:
@@ -48,7 +49,7 @@ def error_response(status: int, message: str, parameter: str | None = None,
 
 
 def _api_error(exc: ApiError) -> Response:
-    return error_response(exc.status, exc.message, exc.parameter, exc.headers)
+    return error_response(exc.status, exc.message, exc.parameter, exc.headers, **exc.extra)
 
 
 def _invalid_run_request(exc: InvalidRunRequest) -> Response:

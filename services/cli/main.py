@@ -1,4 +1,4 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, run-local, exchange-sim."""
+"""The `candleflow` console script: migrate, backfill, sync, repair, runs, run-local, exchange-sim."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from services.cli.runs import add_runs_parser, runs_command
 from services.core.config import get_settings
 from services.core.exceptions import CandleflowError, ConfigurationError
 from services.core.logging import configure_logging
@@ -156,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     repair = commands.add_parser("repair", help="re-fetch failed fetch windows")
     repair.add_argument("--limit", type=int, default=500)
 
+    add_runs_parser(commands)
+
     run_local = commands.add_parser("run-local", help="migrate, then run every Procfile process")
     run_local.add_argument("--procfile", default="Procfile")
     run_local.add_argument("--only", action="append", help="run only this entry (repeatable)")
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()  # a bad variable stops here, named in the message
         configure_logging(settings.log_level, settings.log_format)
         handler = {"migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair,
-                   "run-local": _run_local, "check-secrets": _check_secrets}[args.command]
+                   "run-local": _run_local, "check-secrets": _check_secrets, "runs": runs_command}[args.command]
         return handler(args)
     except (ConfigurationError, ValueError) as exc:
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     schedule_overrides: dict = Field(default_factory=dict, description="JSON: job name → fields or null")
     beat_lock_timeout_s: int = Field(60, ge=15)
     runs_retention_days: int = Field(30, gt=0)
+    # An unfinished run quiet this long (no stage recorded, its start time passed) is checked for
+    # messages in the broker each minute; none found, it is failed as lost and its lock freed.
+    lost_run_after_s: int = Field(300, ge=60)
     # Instruments per stage task: large enough that Celery's per-task cost fades, small enough
     # that a batch's sync stays well inside TASK_TIME_LIMIT_S at the exchange's rate limit.
     pipeline_batch_size: int = Field(50, gt=0, le=1000)

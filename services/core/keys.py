@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK", "run_lock", "run_record",
-           "run_dispatched", "rate_limit"]
+__all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK", "RUN_LOCK_PATTERN", "run_lock",
+           "run_record", "run_dispatched", "rate_limit"]
 
 PREFIX = "candleflow:"
 # A run still "running" after this long is presumed lost (worker crash plus result expiry);
-# its lock and its dispatch marker expire then, and the daily prune fails the run.
+# its lock and its dispatch marker expire then, and the daily prune fails the run. The minute
+# lost-run check (pipeline.find_lost) fails a run whose messages are gone long before that.
 RUN_LOCK_TTL_S = 6 * 3600
 # A queued run's record answers status polls until its row exists; a week is ample.
 RUN_RECORD_TTL_S = 7 * 86400
 # RedBeat names its entries PREFIX + job name and its sorted set PREFIX + ":schedule".
 REDBEAT_PREFIX = f"{PREFIX}redbeat:"
 REDBEAT_LOCK = f"{REDBEAT_PREFIX}lock"
+
+
+# Every run's de-duplication lock, for a SCAN (the lost-run check reads them once a minute).
+RUN_LOCK_PATTERN = f"{PREFIX}run-lock:*"
 
 
 def run_lock(kind: str, scope: dict) -> str:

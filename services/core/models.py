@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -141,13 +142,21 @@ class PipelineRun(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     scope: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
-    state: Mapped[str] = mapped_column(String(16))  # PENDING | STARTED | SUCCESS | PARTIAL | FAILURE
+    # SCHEDULED | PENDING | STARTED | SUCCESS | PARTIAL | FAILURE | CANCELLED
+    state: Mapped[str] = mapped_column(String(16))
     # Filled once when the run finishes; while it runs, see PipelineStageResult.
     stages: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
     errors: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Operator control (migration 0007): 0-9, 9 most urgent; a delayed run's start; the instrument
+    # labels of each batch chain (stage task ids derive from them); who cancelled it, and when.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=5, server_default="5")
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    batches: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    cancelled_by: Mapped[str | None] = mapped_column(String(64))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 INDICATOR_COLUMNS = (

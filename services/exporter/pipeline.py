@@ -12,13 +12,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy import Engine, Row, text
 
+from services.core.pipeline.runs import FINISHED_STATES
 from services.core.timeframe import Timeframe
 from services.exporter.exposition import Chunk, render_families
 from services.exporter.health import ScrapeHealth
 
 __all__ = ["PipelineQuery", "PipelineCollector", "PipelineRefresher", "QUERIES", "FINAL_STATES"]
 
-FINAL_STATES = ("SUCCESS", "PARTIAL", "FAILURE")
+# A finished run's states, core's list: a cancelled run is finished too (it alerts nobody).
+FINAL_STATES = FINISHED_STATES
 _INSTRUMENT = ["exchange", "symbol", "timeframe"]
 
 

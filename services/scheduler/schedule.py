@@ -16,6 +16,8 @@ DEFAULT_JOBS: dict[str, dict] = {
     "patterns-weekly": {"task": "pipeline.start", "cron": "30 4 * * 1", "args": ["patterns", {}]},
     "levels-weekly": {"task": "pipeline.start", "cron": "40 4 * * 1", "args": ["levels", {}]},
     "prune-daily": {"task": "pipeline.prune", "cron": "50 3 * * *", "args": []},
+    # Runs whose messages vanished (purged queue, flushed Redis) are failed within minutes.
+    "find-lost-runs": {"task": "pipeline.find_lost", "every": 60, "args": []},
     "prune-ledger-daily": {"task": "ingest.prune_ledger", "cron": "55 3 * * *", "args": []},
 }
 

@@ -135,3 +135,44 @@ def test_run_local_leaves_a_configured_exchange_alone(run_local, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "demo exchange" not in result.stdout
     assert "exchange=unset url=unset" in result.stdout  # the process reads .env itself
+
+
+def test_runs_start_show_cancel_and_list_a_run_as_the_api_does(run_cli, redis_url):
+    import json
+
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    started = run_cli("runs", "start", "ohlc", "--symbol", "BTC/USD", "--priority", "9", "--json")
+    assert started.returncode == 0, started.stderr
+    run = json.loads(started.stdout)
+    assert run["priority"] == 9 and run["duplicate"] is False and run["scheduled_for"] is None
+
+    shown = run_cli("runs", "show", run["task_id"])
+    assert shown.returncode == 0, shown.stderr
+    header, line = shown.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["ID", "KIND", "STATE", "PRI"] and line.split()[:4] == [
+        run["task_id"], "ohlc", "PENDING", "9"]
+
+    cancelled = run_cli("runs", "cancel", run["task_id"])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "CANCELLED" in cancelled.stdout and "cancelled by cli" in cancelled.stdout
+    again = run_cli("runs", "cancel", run["task_id"])
+    assert again.returncode == 1 and "already CANCELLED" in again.stderr
+
+    listed = run_cli("runs", "list", "--state", "cancelled", "--symbol", "BTC/USD", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["task_id"], r["cancelled_by"]) for r in json.loads(listed.stdout)] == [(run["task_id"], "cli")]
+    assert run["task_id"] in run_cli("runs", "list").stdout
+
+
+def test_runs_start_later_is_scheduled_and_bad_input_exits_2_naming_it(run_cli, redis_url):
+    later = run_cli("runs", "start", "levels", "--countdown", "600")
+    assert later.returncode == 0 and "scheduled for" in later.stdout, later.stderr
+    assert "SCHEDULED" in run_cli("runs", "list").stdout
+    bad_priority = run_cli("runs", "start", "ohlc", "--priority", "12")
+    assert bad_priority.returncode == 2 and "priority must be an integer from 0 to 9" in bad_priority.stderr
+    both = run_cli("runs", "start", "ohlc", "--countdown", "60", "--eta", "2030-01-01")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+    unknown = run_cli("runs", "show", "no-such-run")
+    assert unknown.returncode == 1 and "no run 'no-such-run'" in unknown.stderr

@@ -11,7 +11,8 @@ from pydantic_core import PydanticCustomError
 
 from services.api.query import QueryModel, pattern
 from services.core.config import SYMBOL_RE  # filters accept what can be configured
-from services.core.pipeline.runs import KINDS, RUN_STATES, RunRequest, validate_request
+from services.core.pipeline.runs import KINDS, MAX_DELAY_S, RUN_STATES, RunRequest, start_time, validate_request
+from services.core.priority import DEFAULT_PRIORITY, PRIORITIES
 from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant
 
@@ -62,6 +63,14 @@ def _true_or_false(value: Any) -> Any:
     return value
 
 
+def _after_since(until: datetime | None, info: ValidationInfo) -> datetime | None:
+    """A range's end must follow its start (a model's `since` field, absent when itself refused)."""
+    since = info.data.get("since")
+    if until is not None and since is not None and until <= since:
+        raise ValueError("until must be after since")
+    return until
+
+
 def _limit(default_max: tuple[int, int]) -> Any:
     default, maximum = default_max
     # The bounds come before the validator, or pydantic leaves minimum/maximum out of the schema.
@@ -78,6 +87,14 @@ Instant = Annotated[datetime, BeforeValidator(_instant), WithJsonSchema(_INSTANT
 # The trigger passes instants on as typed: the run's scope (and its de-duplication) keeps the caller's text.
 InstantText = Annotated[str, WithJsonSchema(_INSTANT_SCHEMA)]
 Active = Annotated[bool, BeforeValidator(_true_or_false)]
+# 0-9 as operators say it; kombu's Redis transport gets it reversed (core's broker_priority).
+Priority = Annotated[int, Field(DEFAULT_PRIORITY, ge=PRIORITIES[0], le=PRIORITIES[-1],
+                                description=f"{PRIORITIES[-1]} is the most urgent, {PRIORITIES[0]} can wait; "
+                                            f"default {DEFAULT_PRIORITY}. Not part of the de-duplication key."),
+                     BeforeValidator(_whole_number)]
+Countdown = Annotated[int, Field(ge=1, le=MAX_DELAY_S, description=f"Start the run this many seconds from now "
+                                 f"(1 to {MAX_DELAY_S}); it is SCHEDULED until then. Not with eta."),
+                      BeforeValidator(_whole_number)]
 RunState = Annotated[Literal[RUN_STATES], BeforeValidator(lambda value: value.upper())]  # any case
 RunKind = Literal[KINDS]
 
@@ -91,10 +108,19 @@ class TriggerQuery(QueryModel):
     timeframe: str | None = Field(None, description="Narrow the run to one timeframe.", examples=["1h"])
     since: InstantText | None = Field(None, description="Start of a backfill range (required for backfill).")
     until: InstantText | None = Field(None, description="End of a backfill range (after since).")
+    priority: Priority
+    countdown: Countdown | None = None
+    eta: Instant | None = Field(None, description="Start the run at this instant (future, at most "
+                                                  f"{MAX_DELAY_S // 3600} h ahead); SCHEDULED until then. "
+                                                  "Not with countdown.")
 
     def run_request(self) -> RunRequest:
         """The request core accepts; InvalidRunRequest (a 400 naming the parameter) otherwise."""
         return validate_request(self.task, self.symbol, self.timeframe, self.since, self.until)
+
+    def start_at(self, now: datetime) -> datetime | None:
+        """When the run starts if delayed, else None; InvalidRunRequest names countdown or eta."""
+        return start_time(self.countdown, self.eta, now)
 
 
 class RunStatusQuery(QueryModel):
@@ -121,13 +147,7 @@ class CandlesQuery(QueryModel):
     until: Instant | None = Field(None, description="Only candles before this instant (must be after since).")
     limit: _limit(CANDLE_LIMIT)
 
-    @field_validator("until")
-    @classmethod
-    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
-        since = info.data.get("since")  # absent when since itself was refused
-        if until is not None and since is not None and until <= since:
-            raise ValueError("until must be after since")
-        return until
+    _until_after_since = field_validator("until")(_after_since)
 
 
 class SignalsQuery(QueryModel):
@@ -147,4 +167,10 @@ class RunsQuery(QueryModel):
 
     state: RunState | None = Field(None, description="Only runs in this state (any case).")
     task: RunKind | None = Field(None, description="Only runs of this kind.")
+    symbol: Symbol | None = Field(None, description="Only runs scoped to this symbol or whose batches covered it.",
+                                  examples=["BTC/USD"])
+    since: Instant | None = Field(None, description="Only runs created at or after this instant.")
+    until: Instant | None = Field(None, description="Only runs created before this instant (must be after since).")
     limit: _limit(RUN_LIMIT)
+
+    _until_after_since = field_validator("until")(_after_since)

@@ -12,6 +12,8 @@ from services.api.errors import ApiError
 from services.api.query import with_query
 from services.api.routes.deps import deps
 from services.api.routes.params import CandlesQuery, InstrumentsQuery, RunsQuery, SignalsQuery
+from services.core.pipeline.records import read_runs
+from services.core.pipeline.runs import run_summary
 from services.core.store.instruments import find_instrument
 
 __all__ = ["read_routes", "iso_utc"]
@@ -99,16 +101,8 @@ def list_signals(query: SignalsQuery) -> Response:
 @read_routes.get("/api/runs")
 @with_query(RunsQuery)
 def list_runs(query: RunsQuery) -> Response:
-    """Recent pipeline runs, newest first; per-stage detail is at GET /api/manual-update/?task_id=…"""
-    filters = {column: value for column, value in (("state", query.state), ("kind", query.task)) if value is not None}
-
-    where = " AND ".join(f"{column} = :{column}" for column in filters) or "true"
+    """Runs by state, kind, symbol and creation time, newest first; per-stage detail is at GET /api/runs/<id>."""
     with deps().engine.connect() as conn:
-        rows = conn.execute(text(f"""
-            SELECT id, kind, scope, state, errors, created_at, started_at, finished_at FROM pipeline_runs
-             WHERE {where} ORDER BY created_at DESC, id LIMIT :limit"""),  # nosec B608
-            {**filters, "limit": query.limit}).mappings().all()
-    runs = [{"task_id": row["id"], "task_type": row["kind"], "scope": row["scope"], "status": row["state"],
-             "errors": row["errors"], "created_at": iso_utc(row["created_at"]),
-             "started_at": iso_utc(row["started_at"]), "finished_at": iso_utc(row["finished_at"])} for row in rows]
-    return jsonify({"count": len(runs), "runs": runs})
+        rows = read_runs(conn, state=query.state, kind=query.task, symbol=query.symbol, since=query.since,
+                         until=query.until, limit=query.limit)
+    return jsonify({"count": len(rows), "runs": [run_summary(row) for row in rows]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, url_for
 
@@ -11,7 +12,7 @@ from services.api.errors import ApiError
 from services.api.query import with_query
 from services.api.routes.deps import deps
 from services.api.routes.params import RunStatusQuery, TriggerQuery
-from services.core.pipeline.runs import run_status, submit_run
+from services.core.pipeline.runs import run_status, schedule_run, submit_run
 
 __all__ = ["trigger_routes"]
 
@@ -24,13 +25,25 @@ trigger_routes = Blueprint("trigger", __name__)
 @require_token  # before the parameters: an anonymous caller learns nothing about them
 @with_query(TriggerQuery)
 def start_manual_update(query: TriggerQuery) -> tuple[Response, int]:
-    """Queue a run of `task` (optionally one symbol/timeframe/range); a running twin is returned, not doubled."""
+    """Queue a run of `task` (optionally one symbol/timeframe/range) at `priority`, now or later (countdown, eta);
+    a running twin is returned, not doubled."""
     # One set of rules for the API, the CLI and the beat: InvalidRunRequest names the parameter.
     run_request = query.run_request()
+    start_at = query.start_at(datetime.now(UTC))
 
-    run_id, created = submit_run(deps().celery, deps().redis, run_request)
+    if start_at is not None:
+        run_id = schedule_run(deps().celery, deps().engine, run_request, start_at, query.priority)
+        log.info("scheduled %s run %s %s for %s", run_request.kind, run_id, run_request.scope(), start_at.isoformat())
+        body = {"status": "success", "task_id": run_id, "task_type": run_request.kind, "scope": run_request.scope(),
+                "duplicate": False, "priority": query.priority, "scheduled_for": start_at.isoformat(),
+                "message": f"{run_request.kind} run SCHEDULED for {start_at.isoformat()}; "
+                           f"poll GET /api/runs/{run_id}"}
+        response = jsonify(body)
+        response.headers["Location"] = url_for("trigger.manual_update_status", task_id=run_id)
+        return response, 202
+    run_id, created = submit_run(deps().celery, deps().redis, run_request, query.priority)
     body = {"status": "success", "task_id": run_id, "task_type": run_request.kind,
-            "scope": run_request.scope(), "duplicate": not created}
+            "scope": run_request.scope(), "duplicate": not created, "priority": query.priority}
     if created:
         log.info("queued %s run %s %s", run_request.kind, run_id, run_request.scope())
         body["message"] = f"{run_request.kind} run queued; poll GET /api/manual-update/?task_id={run_id}"

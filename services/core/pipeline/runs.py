@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import redis
 from celery import Celery
@@ -12,16 +13,23 @@ from sqlalchemy import Engine
 
 from services.core import keys
 from services.core.config import SYMBOL_RE
-from services.core.pipeline.records import read_run, read_stage_progress
+from services.core.pipeline.records import insert_scheduled_run, read_run, read_stage_progress
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
 from services.core.timeframe import Timeframe
 from services.core.timeparse import canonical_instant, parse_instant_ms
 
-__all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "RunRequest", "InvalidRunRequest", "validate_request", "claim_run",
-           "submit_run", "request_of", "release_run", "run_status"]
+__all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "MAX_DELAY_S", "RunRequest", "InvalidRunRequest",
+           "validate_request", "start_time", "claim_run", "submit_run", "schedule_run", "request_of", "release_run",
+           "queued_run", "run_status", "run_summary", "cancelled_outcome", "stage_task_id"]
 
-RUN_STATES = ("PENDING", "STARTED", "SUCCESS", "PARTIAL", "FAILURE")
+# SCHEDULED: delayed, its start not yet due; PENDING: queued; STARTED: its stages are running.
+RUN_STATES = ("SCHEDULED", "PENDING", "STARTED", "SUCCESS", "PARTIAL", "FAILURE", "CANCELLED")
+FINISHED_STATES = ("SUCCESS", "PARTIAL", "FAILURE", "CANCELLED")
+# The longest delay a run may be given. Redis hands a held ETA message to another worker after
+# every visibility timeout, so each extra hour of delay is a few more copies held in memory
+# (the run_dispatched guard keeps them from fanning out twice); a day keeps that small.
+MAX_DELAY_S = 86_400
 _LONGEST_VALUE = 64
 # Scope fields a kind may require, in the order they are asked for, with an example of each.
 _EXAMPLES = {"symbol": "BASE/QUOTE", "since": "<ISO date>"}
@@ -95,6 +103,30 @@ def validate_request(kind: str | None, symbol: str | None = None, timeframe: str
                                                  for value in (since, until)))
 
 
+def start_time(countdown: int | None, eta: datetime | None, now: datetime) -> datetime | None:
+    """When a delayed run starts: `countdown` seconds from `now` or at `eta` (future, within MAX_DELAY_S);
+    None to start at once. InvalidRunRequest names the parameter at fault."""
+    if countdown is not None and eta is not None:
+        raise InvalidRunRequest("eta", "give countdown or eta, not both")
+    if countdown is not None:
+        if isinstance(countdown, bool) or not isinstance(countdown, int) or not 1 <= countdown <= MAX_DELAY_S:
+            raise InvalidRunRequest("countdown", f"countdown must be whole seconds from 1 to {MAX_DELAY_S}, "
+                                                 f"got {countdown!r}")
+        return now + timedelta(seconds=countdown)
+    if eta is not None:
+        if eta <= now:
+            raise InvalidRunRequest("eta", f"eta {eta.isoformat()} is not in the future (now {now.isoformat()})")
+        if eta > now + timedelta(seconds=MAX_DELAY_S):
+            raise InvalidRunRequest("eta", f"eta {eta.isoformat()} is more than {MAX_DELAY_S // 3600} h ahead")
+        return eta
+    return None
+
+
+def stage_task_id(run_id: str, batch: int, stage: str) -> str:
+    """The Celery task id of one batch's stage: known without asking the broker, so a cancel can revoke it."""
+    return f"{run_id}.{batch}.{stage}"
+
+
 def claim_run(client: redis.Redis, request: RunRequest, run_id: str) -> str | None:
     """Take the lock for this kind and scope; returns the id of the run already holding it, if any."""
     key = request.dedup_key()
@@ -114,7 +146,8 @@ def submit_run(celery: Celery, client: redis.Redis, request: RunRequest,
     if running is not None:
         return running, False
     record = keys.run_record(run_id)
-    client.set(record, json.dumps({"kind": request.kind, "scope": request.scope()}), ex=keys.RUN_RECORD_TTL_S)
+    client.set(record, json.dumps({"kind": request.kind, "scope": request.scope(), "priority": priority}),
+               ex=keys.RUN_RECORD_TTL_S)
     try:
         celery.send_task("pipeline.start", args=[request.kind, request.scope()], kwargs={"priority": priority},
                          task_id=run_id, priority=broker_priority(priority))
@@ -124,6 +157,20 @@ def submit_run(celery: Celery, client: redis.Redis, request: RunRequest,
         release_run(client, request.kind, request.scope(), run_id)
         raise
     return run_id, True
+
+
+def schedule_run(celery: Celery, engine: Engine, request: RunRequest, start_at: datetime,
+                 priority: int = DEFAULT_PRIORITY) -> str:
+    """A run that starts at `start_at`: SCHEDULED in Postgres at once, its start message held until then.
+
+    It takes the de-duplication lock only when it starts (an identical run going then wins).
+    """
+    run_id = str(uuid.uuid4())
+    with engine.begin() as conn:  # the row goes if the message could not be sent
+        insert_scheduled_run(conn, run_id, request.kind, request.scope(), priority, start_at)
+        celery.send_task("pipeline.start", args=[request.kind, request.scope()], kwargs={"priority": priority},
+                         task_id=run_id, priority=broker_priority(priority), eta=start_at)
+    return run_id
 
 
 def request_of(kind: str, scope: dict) -> RunRequest:
@@ -138,32 +185,70 @@ def release_run(client: redis.Redis, kind: str, scope: dict, run_id: str) -> Non
         client.delete(key)
 
 
+def queued_run(client: redis.Redis, run_id: str) -> dict | None:
+    """A queued run's Redis record (kind, scope, priority) before its row exists; None if there is none."""
+    queued = client.get(keys.run_record(run_id))
+    if queued is None:
+        return None
+    return {"priority": DEFAULT_PRIORITY, **json.loads(queued)}
+
+
 def run_status(engine: Engine, client: redis.Redis, run_id: str) -> dict | None:
     """The run's state and per-stage results; None when no such run was ever submitted."""
     with engine.connect() as conn:
         row = read_run(conn, run_id)
     if row is None:
-        queued = client.get(keys.run_record(run_id))
-        if queued is None:
+        record = queued_run(client, run_id)
+        if record is None:
             return None
-        record = json.loads(queued)
         return {"task_id": run_id, "task_type": record["kind"], "scope": record["scope"], "status": "PENDING",
-                "ready": False, "successful": False, "result": [], "error": None}
+                "ready": False, "successful": False, "result": [], "error": None, "priority": record["priority"]}
     state = row["state"]
     errors = row["errors"] or []
     stages = row["stages"] or {}
-    if not stages:  # still running: the progress rows so far
+    if not stages:  # still running, or cancelled: the progress rows so far
         with engine.connect() as conn:
             stages = read_stage_progress(conn, run_id)
-    return {
+    status = {
         "task_id": run_id, "task_type": row["kind"], "scope": row["scope"], "status": state,
-        "ready": state in ("SUCCESS", "PARTIAL", "FAILURE"), "successful": state == "SUCCESS",
+        "ready": state in FINISHED_STATES, "successful": state == "SUCCESS",
         "result": _stage_entries(stages),
         "error": "; ".join(f"{e.get('instrument')}: {e.get('stage')}: {e.get('error')}" for e in errors) or None,
-        "errors": errors,
+        "errors": errors, "priority": row["priority"],
         "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
+        "finished_at": _iso(row["finished_at"]), "scheduled_for": _iso(row["scheduled_for"]),
     }
+    if state == "CANCELLED":
+        entries, completed, not_completed = cancelled_outcome(row["batches"] or [], KIND_STAGES[row["kind"]], stages)
+        status.update(result=entries, completed=completed, not_completed=not_completed,
+                      cancelled_by=row["cancelled_by"], cancelled_at=_iso(row["cancelled_at"]))
+    return status
+
+
+def cancelled_outcome(batches: list[list[str]], stage_names: tuple[str, ...],
+                      stages: dict[str, list[dict]]) -> tuple[list[dict], list[str], list[str]]:
+    """A cancelled run as (stage entries, instruments completed, instruments not completed).
+
+    Every stage an instrument did not settle gets a "cancelled" entry; an instrument completed
+    when each of its stages ended ok.
+    """
+    planned = [label for batch in batches for label in batch]
+    labels = sorted(set(planned) | set(stages))
+    settled: dict[str, list[dict]] = {}
+    for label in labels:
+        done = {entry["stage"]: entry for entry in stages.get(label, [])}
+        settled[label] = [done.get(name, {"stage": name, "status": "cancelled"}) for name in stage_names]
+    completed = [label for label in labels if all(entry["status"] == "ok" for entry in settled[label])]
+    return (_stage_entries(settled), completed, [label for label in labels if label not in completed])
+
+
+def run_summary(row: dict) -> dict:
+    """One line of a run listing (API and CLI alike), from its pipeline_runs row."""
+    return {"task_id": row["id"], "task_type": row["kind"], "scope": row["scope"], "status": row["state"],
+            "priority": row["priority"], "errors": row["errors"], "created_at": _iso(row["created_at"]),
+            "scheduled_for": _iso(row["scheduled_for"]), "started_at": _iso(row["started_at"]),
+            "finished_at": _iso(row["finished_at"]), "cancelled_by": row["cancelled_by"],
+            "cancelled_at": _iso(row["cancelled_at"])}
 
 
 def _stage_entries(stages: dict) -> list[dict]:
@@ -171,5 +256,6 @@ def _stage_entries(stages: dict) -> list[dict]:
     return [{"instrument": instrument, **entry} for instrument, entries in sorted(stages.items()) for entry in entries]
 
 
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    # In UTC whatever the database session's time zone.
+    return value.astimezone(UTC).isoformat() if value is not None else None

@@ -13,12 +13,13 @@ from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline import records
 from services.core.pipeline.chain import instrument_label, instrument_outcomes, new_carry
-from services.core.pipeline.runs import claim_run, release_run, request_of
+from services.core.pipeline.lost import fail_lost_runs
+from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of, stage_task_id
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
 
-__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "ping", "plan_instruments", "plan_batches",
-           "summarise"]
+__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "find_lost", "ping", "plan_instruments",
+           "plan_batches", "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,12 @@ def plan_batches(instruments: list[tuple[str, str]], size: int) -> list[tuple[st
             for timeframe, symbols in by_timeframe.items() for start in range(0, len(symbols), size)]
 
 
-def _batch_chain(run_id: str, kind: str, timeframe: str, symbols: list[str], params: dict, priority: int):
-    # Every stage task inherits the run's priority, so an urgent run overtakes a backlog at each hop.
-    stages = [app.signature(STAGES[name].task, priority=broker_priority(priority)) for name in KIND_STAGES[kind]]
+def _batch_chain(run_id: str, batch: int, kind: str, timeframe: str, symbols: list[str], params: dict,
+                 priority: int):
+    # Every stage task inherits the run's priority, so an urgent run overtakes a backlog at each hop;
+    # its id is derived from the run's, so a cancel can revoke it without asking the broker.
+    stages = [app.signature(STAGES[name].task, priority=broker_priority(priority),
+                            task_id=stage_task_id(run_id, batch, name)) for name in KIND_STAGES[kind]]
     stages[0] = stages[0].clone(args=(new_carry(run_id, symbols, timeframe, params),))
     return chain(*stages)
 
@@ -56,11 +60,21 @@ def start_run(self, kind: str, scope: dict, priority: int = DEFAULT_PRIORITY) ->
     (0-9, 9 most urgent); `pipeline.finish` closes it."""
     run_id = self.request.id
     client = redis.Redis.from_url(get_settings().redis_url)
-    # Beat-started runs arrive without the API's claim; a run still going wins.
+    with get_engine().connect() as conn:
+        state = records.run_state(conn, run_id)
+    if state in FINISHED_STATES:  # cancelled while it waited (revocation is best effort), or a late copy
+        log.info("run %s is %s; its start does nothing", run_id, state)
+        return {"run_id": run_id, "state": state}
+    # Beat-started and delayed runs arrive without the API's claim; a run still going wins.
     running = claim_run(client, request_of(kind, scope), run_id)
     if running is not None:
         log.warning("run %s (%s %s) skipped: run %s of the same kind and scope is still going",
                     run_id, kind, scope, running)
+        if state == "SCHEDULED":  # it has a row that would otherwise wait forever
+            error = {"instrument": "*", "stage": "pipeline", "error": f"not started: run {running} of the same "
+                                                                      "kind and scope was still going"}
+            with get_engine().begin() as conn:
+                records.fail_run_row(conn, run_id, [error])
         return {"run_id": run_id, "duplicate_of": running}
     try:
         return _dispatch(client, run_id, kind, scope, priority)
@@ -72,11 +86,17 @@ def start_run(self, kind: str, scope: dict, priority: int = DEFAULT_PRIORITY) ->
 def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict, priority: int) -> dict:
     settings = get_settings()
     instruments = plan_instruments(scope, settings.symbols, settings.timeframes)
-    with get_engine().begin() as conn:
-        records.insert_run(conn, run_id, kind, scope)
-    params = {k: scope[k] for k in ("since", "until") if k in scope}
     batches = plan_batches(instruments, settings.pipeline_batch_size)
-    chains = [_batch_chain(run_id, kind, timeframe, symbols, params, priority) for timeframe, symbols in batches]
+    labels = [[instrument_label(symbol, timeframe) for symbol in symbols] for timeframe, symbols in batches]
+    with get_engine().begin() as conn:
+        state = records.insert_run(conn, run_id, kind, scope, priority, labels)
+    if state != "STARTED":  # cancelled between the check and now
+        release_run(client, kind, scope, run_id)
+        log.info("run %s is %s; not dispatched", run_id, state)
+        return {"run_id": run_id, "state": state}
+    params = {k: scope[k] for k in ("since", "until") if k in scope}
+    chains = [_batch_chain(run_id, batch, kind, timeframe, symbols, params, priority)
+              for batch, (timeframe, symbols) in enumerate(batches)]
     urgency = broker_priority(priority)
     finish = app.signature("pipeline.finish", args=(run_id, kind, scope), priority=urgency)
     finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope},
@@ -108,7 +128,10 @@ def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict
     state, errors = summarise(outcomes)
     stages = {instrument_label(o["symbol"], o["timeframe"]): o["stages"] for o in outcomes}
     with get_engine().begin() as conn:
-        records.finish_run_row(conn, run_id, state, stages, errors)
+        finished = records.finish_run_row(conn, run_id, state, stages, errors)
+    if not finished:  # cancelled: the cancel wrote its state and freed the lock
+        log.info("run %s was cancelled; its finish leaves it so", run_id)
+        return {"state": "CANCELLED"}
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
     log.info("run %s finished %s (%d failed instrument(s))", run_id, state, len(errors))
     return {"state": state, "errors": errors}
@@ -128,14 +151,14 @@ def prune_history() -> dict:
     """Fail runs lost in flight, then delete finished runs older than RUNS_RETENTION_DAYS."""
     settings = get_settings()
     days = settings.runs_retention_days
-    lost = _fail_lost_runs(redis.Redis.from_url(settings.redis_url))
+    lost = _fail_expired_runs(redis.Redis.from_url(settings.redis_url))
     with get_engine().begin() as conn:
         runs = records.delete_runs_before(conn, days)
     log.info("pruned %d run(s) older than %d days; %d lost run(s) failed", runs, days, len(lost))
     return {"runs": runs, "lost_runs": lost}
 
 
-def _fail_lost_runs(client: redis.Redis) -> list[str]:
+def _fail_expired_runs(client: redis.Redis) -> list[str]:
     """Runs unfinished after the lock's lifetime (purged queue, messages lost): FAILURE, lock freed."""
     # A run older than its lock is presumed lost.
     error = {"instrument": "*", "stage": "pipeline",
@@ -145,6 +168,16 @@ def _fail_lost_runs(client: redis.Redis) -> list[str]:
     for run_id, kind, scope in rows:
         release_run(client, kind, scope, run_id)
     return [row[0] for row in rows]
+
+
+@app.task(name="pipeline.find_lost", **_TRANSIENT)
+def find_lost() -> dict:
+    """Fail unfinished runs none of whose messages the broker still holds (purged queue, flushed Redis)."""
+    settings = get_settings()
+    lost = fail_lost_runs(get_engine(), redis.Redis.from_url(settings.redis_url), settings.lost_run_after_s)
+    if lost:
+        log.warning("failed %d run(s) whose messages were lost: %s", len(lost), ", ".join(lost))
+    return {"lost_runs": lost}
 
 
 @app.task(name="pipeline.ping")

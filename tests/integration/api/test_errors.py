@@ -16,13 +16,17 @@ pytestmark = pytest.mark.integration
 _GARBAGE = ["", " ", "%00", "%0A", "%FF%FE", "'%3B--", "..%2F..", "%E2%82%AC", "1e3", "-0", "9" * 30,
             "0001-01-01T00:00%2B01:00", "9999-12-31T23:59-05:00", "x" * 5000, "null", "[]", "%7B%7D"]
 _ROUTES = [
-    ("POST", "/api/manual-update/", ("task", "symbol", "timeframe", "since", "until")),
+    ("POST", "/api/manual-update/", ("task", "symbol", "timeframe", "since", "until", "priority", "countdown", "eta")),
     ("GET", "/api/manual-update/", ("task_id",)),
     ("GET", "/api/instruments", ("active",)),
     ("GET", "/api/candles", ("symbol", "timeframe", "exchange", "since", "until", "limit")),
     ("GET", "/api/signals", ("symbol", "timeframe", "strategy", "exchange", "since", "limit")),
-    ("GET", "/api/runs", ("state", "task", "limit")),
+    ("GET", "/api/runs", ("state", "task", "symbol", "since", "until", "limit")),
+    ("GET", "/api/runs/x", ("unknown",)),
+    ("POST", "/api/runs/x/cancel", ("unknown",)),
 ]
+# Hostile run ids in the path of the routes of one run: a 4xx each, never a 500.
+_RUN_ID_GARBAGE = ["%00", "%0A", "%FF%FE", "'%3B--", "%E2%82%AC", "x" * 5000, "null", "%7B%7D", "..", "a%20b"]
 _VALID = {"task": "backfill", "symbol": "BTC/USD", "since": "2024-01-01", "task_id": "x"}
 
 
@@ -42,6 +46,14 @@ def test_no_malformed_parameter_on_any_route_produces_a_server_error(client, eng
         if response.status_code >= 400:
             body = response.get_json()
             assert body["status"] == "error" and body["message"], (method, url)
+
+
+def test_no_malformed_run_id_produces_a_server_error(client, engine):
+    for garbage in _RUN_ID_GARBAGE:
+        for method, url in (("GET", f"/api/runs/{garbage}"), ("POST", f"/api/runs/{garbage}/cancel")):
+            response = client.open(url, method=method, headers=AUTH)
+            assert 400 <= response.status_code < 500, (method, url, response.status_code)
+            assert response.get_json()["status"] == "error", (method, url)
 
 
 def test_reads_with_the_database_down_are_a_503(api_settings, celery, broker):

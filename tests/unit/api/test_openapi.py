@@ -30,9 +30,13 @@ def operations(document: dict):
 
 
 def endpoint_views(api) -> dict[tuple[str, str], object]:
-    """(path, method) → the view function Flask dispatches it to."""
-    return {(rule.rule, method.lower()): api.view_functions[rule.endpoint] for rule in api.url_map.iter_rules()
-            for method in rule.methods if method not in ("HEAD", "OPTIONS")}
+    """(documented path, method) → the view function Flask dispatches it to."""
+    return {(_RULE_ARGUMENT.sub(r"{\1}", rule.rule), method.lower()): api.view_functions[rule.endpoint]
+            for rule in api.url_map.iter_rules() for method in rule.methods if method not in ("HEAD", "OPTIONS")}
+
+
+def query_parameters_of(operation: dict) -> list[dict]:
+    return [parameter for parameter in operation.get("parameters", []) if parameter["in"] == "query"]
 
 
 @pytest.fixture()
@@ -51,7 +55,9 @@ def test_the_documented_parameters_are_exactly_those_the_routes_model_accepts(ap
     with_models = 0
     for path, method, operation in operations(document):
         model = query_model_of(views[(path, method)])
-        documented = {p["name"]: p["required"] for p in operation.get("parameters", [])}
+        documented = {p["name"]: p["required"] for p in query_parameters_of(operation)}
+        in_path = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
+        assert in_path == _RULE_ARGUMENT.findall(path.replace("{", "<").replace("}", ">")), path
         if model is None:  # /metrics reads no parameters
             assert documented == {}, path
             continue
@@ -79,7 +85,7 @@ def test_parameter_schemas_are_openapi_3_0(document):
 
     for path, method, operation in operations(document):
         for parameter in operation.get("parameters", []):
-            assert parameter["in"] == "query" and isinstance(parameter["required"], bool)
+            assert parameter["in"] in ("query", "path") and isinstance(parameter["required"], bool)
             assert not _NOT_OPENAPI_30 & set(keys(parameter["schema"])), (path, method, parameter)
             assert parameter["schema"].get("type") in ("string", "integer", "boolean"), (path, parameter)
 
@@ -106,7 +112,7 @@ def _accepts(model, parameters: list[dict], name: str, value: str) -> bool:
 def test_what_a_schema_documents_is_what_its_model_accepts_and_refuses(api, document):
     views, checked = endpoint_views(api), set()
     for path, method, operation in operations(document):
-        model, parameters = query_model_of(views[(path, method)]), operation.get("parameters", [])
+        model, parameters = query_model_of(views[(path, method)]), query_parameters_of(operation)
         for parameter in parameters:
             name, schema = parameter["name"], parameter["schema"]
             assert _accepts(model, parameters, name, _sample(parameter)), (path, name)
