@@ -121,7 +121,7 @@ def test_no_garbage_in_any_parameter_escapes_as_anything_but_a_400(model):
 def test_the_trigger_leaves_its_values_to_cores_run_validator():
     # The scope keeps the caller's text (it is the de-duplication key), and core names the bad parameter.
     request = parse(TriggerQuery, "task=backfill&symbol=BTC/USD&since=2024-01-01").run_request()
-    assert (request.kind, request.symbol, request.since) == ("backfill", "BTC/USD", "2024-01-01")
+    assert (request.kind, request.symbol, request.since) == ("backfill", "BTC/USD", "2024-01-01T00:00:00Z")
     with pytest.raises(InvalidRunRequest) as caught:
         parse(TriggerQuery, "task=backfill&symbol=BTC/USD").run_request()
     assert caught.value.parameter == "since"

@@ -62,7 +62,7 @@ def test_a_parameter_no_stage_of_the_kind_uses_or_a_missing_one_is_refused_by_na
 
 
 def test_a_parameter_one_stage_of_the_kind_uses_is_accepted():
-    assert validate_request("all", since="2024-01-01").scope() == {"since": "2024-01-01"}
+    assert validate_request("all", since="2024-01-01").scope() == {"since": "2024-01-01T00:00:00Z"}
 
 
 def test_a_run_covers_the_configured_instruments_narrowed_by_its_scope():
