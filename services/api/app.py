@@ -13,12 +13,13 @@ from services.api.openapi import openapi_routes
 from services.api.routes.deps import EXTENSION_KEY, ApiDeps
 from services.api.routes.health import health_routes
 from services.api.routes.read import read_routes
+from services.api.routes.schedules import schedule_routes
 from services.api.routes.trigger import trigger_routes
 from services.core.config import Settings, get_settings
 
 __all__ = ["create_app"]
 
-# No request has a body (parameters travel in the query string), so refuse big ones early.
+# Only schedule jobs travel as bodies (everything else in the query string), so refuse big ones early.
 _MAX_BODY_BYTES = 64 * 1024
 
 
@@ -43,6 +44,6 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     app.extensions[EXTENSION_KEY] = ApiDeps(settings, celery, redis_client, engine)
     register_error_handlers(app)
     install_metrics(app)
-    for blueprint in (trigger_routes, read_routes, health_routes, openapi_routes):
+    for blueprint in (trigger_routes, read_routes, health_routes, openapi_routes, schedule_routes):
         app.register_blueprint(blueprint)
     return app

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
+from services.api.schedules_openapi import SCHEDULE_OPERATIONS, SCHEDULE_SCHEMAS, SCHEDULE_TAG
 from services.core.pipeline.runs import KINDS, RUN_STATES
 
 __all__ = ["openapi_document", "openapi_routes"]
@@ -129,6 +130,7 @@ _SCHEMAS = {
     "HealthFailure": {
         "allOf": [_ref("Error"), {"type": "object", "properties": {"checks": {"type": "object"}}}],
     },
+    **SCHEDULE_SCHEMAS,
 }
 
 # Per endpoint (blueprint.view): what the url_map cannot say. 400 and 401 are added from the view itself.
@@ -185,6 +187,7 @@ _OPERATIONS: dict[str, dict] = {
         "responses": {"200": {"description": "Prometheus text exposition.",
                               "content": {"text/plain": {"schema": _STRING}}}},
     },
+    **SCHEDULE_OPERATIONS,
 }
 
 
@@ -234,7 +237,7 @@ def openapi_document(app: Flask) -> dict:
                 "description": "Trigger pipeline runs, poll their status, and read candles, signals and runs. "
                                "Errors are JSON: {\"status\": \"error\", \"message\": ..., \"parameter\": ...}.",
             },
-            "tags": [{"name": "runs"}, {"name": "data"}, {"name": "health"}, {"name": "meta"}],
+            "tags": [{"name": "runs"}, {"name": "data"}, {"name": "health"}, {"name": "meta"}, SCHEDULE_TAG],
             "paths": _paths(app),
             "components": {
                 "schemas": _SCHEMAS,

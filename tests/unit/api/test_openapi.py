@@ -30,8 +30,8 @@ def operations(document: dict):
 
 def endpoint_views(api) -> dict[tuple[str, str], object]:
     """(path, method) → the view function Flask dispatches it to."""
-    return {(rule.rule, method.lower()): api.view_functions[rule.endpoint] for rule in api.url_map.iter_rules()
-            for method in rule.methods if method not in ("HEAD", "OPTIONS")}
+    return {(_RULE_ARGUMENT.sub(r"{\1}", rule.rule), method.lower()): api.view_functions[rule.endpoint]
+            for rule in api.url_map.iter_rules() for method in rule.methods if method not in ("HEAD", "OPTIONS")}
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def test_the_documented_parameters_are_exactly_those_the_routes_model_accepts(ap
     with_models = 0
     for path, method, operation in operations(document):
         model = query_model_of(views[(path, method)])
-        documented = {p["name"]: p["required"] for p in operation.get("parameters", [])}
+        documented = {p["name"]: p["required"] for p in operation.get("parameters", []) if p["in"] == "query"}
         if model is None:  # /metrics reads no parameters
             assert documented == {}, path
             continue
@@ -78,7 +78,7 @@ def test_parameter_schemas_are_openapi_3_0(document):
 
     for path, method, operation in operations(document):
         for parameter in operation.get("parameters", []):
-            assert parameter["in"] == "query" and isinstance(parameter["required"], bool)
+            assert parameter["in"] in ("query", "path") and isinstance(parameter["required"], bool)
             assert not _NOT_OPENAPI_30 & set(keys(parameter["schema"])), (path, method, parameter)
             assert parameter["schema"].get("type") in ("string", "integer", "boolean"), (path, parameter)
 
@@ -105,7 +105,8 @@ def _accepts(model, parameters: list[dict], name: str, value: str) -> bool:
 def test_what_a_schema_documents_is_what_its_model_accepts_and_refuses(api, document):
     views, checked = endpoint_views(api), set()
     for path, method, operation in operations(document):
-        model, parameters = query_model_of(views[(path, method)]), operation.get("parameters", [])
+        model = query_model_of(views[(path, method)])
+        parameters = [p for p in operation.get("parameters", []) if p["in"] == "query"]
         for parameter in parameters:
             name, schema = parameter["name"], parameter["schema"]
             assert _accepts(model, parameters, name, _sample(parameter)), (path, name)
@@ -143,11 +144,13 @@ def test_every_reference_points_at_a_defined_schema(document):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
 
 
-def test_only_the_token_guarded_route_is_documented_with_the_bearer_scheme(document):
+def test_only_the_token_guarded_routes_are_documented_with_the_bearer_scheme(document):
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "The API_TOKEN setting"}
     guarded = {(path, method) for path, method, operation in operations(document) if "security" in operation}
-    assert guarded == {("/api/manual-update/", "post")}
+    assert guarded == {("/api/manual-update/", "post"), ("/api/schedules", "post"), ("/api/schedules/{name}", "patch"),
+                       ("/api/schedules/{name}", "delete"), ("/api/schedules/{name}/run", "post"),
+                       ("/api/schedules/{name}/reset", "post")}
     for path, method, operation in operations(document):
         assert ("401" in operation["responses"]) == ((path, method) in guarded), (path, method)
         assert ("400" in operation["responses"]) == bool(path != "/metrics"), (path, method)
