@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.core.pipeline.jobs import MAINTENANCE_TASKS, MIN_EVERY_S, SOURCES
+from services.core.pipeline.jobs import MAINTENANCE_TASKS, MAX_EVERY_S, MIN_EVERY_S, SOURCES
 from services.core.pipeline.runs import KINDS
 from services.core.store.schedule_changes import ACTIONS
 
@@ -38,7 +38,8 @@ _FIELDS = {
               "properties": {"symbol": _STRING, "timeframe": _STRING, "since": _STRING, "until": _STRING},
               "additionalProperties": False},
     "cron": {"type": "string", "description": "minute hour day month weekday, in `timezone`", "example": "5 * * * *"},
-    "every": {"type": "integer", "minimum": MIN_EVERY_S, "description": "Interval in seconds (instead of cron)"},
+    "every": {"type": "integer", "minimum": MIN_EVERY_S, "maximum": MAX_EVERY_S,
+              "description": "Interval in seconds (instead of cron)"},
     "timezone": {"type": "string", "description": "IANA zone the cron is read in; default TIMEZONE",
                  "example": "UTC"},
     "enabled": {"type": "boolean", "default": True},

@@ -11,7 +11,16 @@ from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder, to_timestamp
 
 from services.core import keys
 from services.core.pipeline.job_plan import LiveEntry
-from services.core.pipeline.jobs import InvalidJob, Job, celery_task, job_schedule, next_due, parse_job, send_arguments
+from services.core.pipeline.jobs import (
+    InvalidJob,
+    Job,
+    celery_task,
+    is_job_name,
+    job_schedule,
+    next_due,
+    parse_job,
+    send_arguments,
+)
 
 __all__ = ["StoredJob", "definition", "read_job", "read_jobs", "write_job", "delete_job", "record_run",
            "live_entries", "forget_statics"]
@@ -81,6 +90,8 @@ def record_run(client: redis.Redis, name: str, run_id: str, at: datetime) -> Non
 
 def read_job(client: redis.Redis, name: str) -> StoredJob | None:
     """The job of that name, or None when there is none (or Redis holds an entry this code did not write)."""
+    if not is_job_name(name):  # RedBeat's lock and sorted set share the prefix
+        return None
     return _stored(client.hgetall(keys.redbeat_entry(name)))
 
 

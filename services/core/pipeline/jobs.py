@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.core.pipeline.runs import KINDS, InvalidRunRequest, validate_request
 from services.core.priority import DEFAULT_PRIORITY, broker_priority, check_priority
 
-__all__ = ["Job", "InvalidJob", "MAINTENANCE_TASKS", "RUN_TASK", "MIN_EVERY_S", "NAME_RE", "SOURCES",
-           "READ_FIELDS", "parse_job", "apply_patch", "celery_task", "send_arguments", "job_schedule",
+__all__ = ["Job", "InvalidJob", "MAINTENANCE_TASKS", "RUN_TASK", "MIN_EVERY_S", "MAX_EVERY_S", "NAME_RE", "SOURCES",
+           "READ_FIELDS", "is_job_name", "parse_job", "apply_patch", "celery_task", "send_arguments", "job_schedule",
            "schedule_changed", "next_due"]
 
 # Maintenance jobs, by the name a job's `task` gives them, and the Celery task each sends.
@@ -26,6 +26,8 @@ MAINTENANCE_TASKS: dict[str, str] = {
 RUN_TASK = "pipeline.start"
 # A job firing more often than this is a mistake (or a load test), not a schedule.
 MIN_EVERY_S = 10
+# A year: anything rarer is a cron's job, and bigger numbers overflow a datetime.
+MAX_EVERY_S = 366 * 86400
 # Letters, digits and dashes, as in a DNS label; RedBeat keys entries by prefix + name.
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 # RedBeat's lock lives at prefix + "lock": a job of that name would overwrite it.
@@ -120,8 +122,13 @@ def _refuse_nulls(data: dict) -> None:
             raise InvalidJob(str(name), f"{name} cannot be null; leave it out instead")
 
 
+def is_job_name(name: str) -> bool:
+    """Whether `name` can name a job (anything else names none, and must never reach a Redis key)."""
+    return bool(NAME_RE.fullmatch(name)) and name not in _RESERVED_NAMES
+
+
 def _check(job: Job) -> None:
-    if not NAME_RE.fullmatch(job.name) or job.name in _RESERVED_NAMES:
+    if not is_job_name(job.name):
         reserved = f" ({job.name!r} is reserved)" if job.name in _RESERVED_NAMES else ""
         raise InvalidJob("name", f"malformed name {job.name[:_SHOWN]!r}{reserved}: use 1-63 characters a-z, 0-9 "
                                  "and '-', starting with a letter or digit")
@@ -142,8 +149,8 @@ def _check(job: Job) -> None:
         raise InvalidJob("cron", "a job needs cron (e.g. \"5 * * * *\") or every (seconds)")
     if job.cron is not None:
         _parse_cron(job.cron)
-    elif job.every < MIN_EVERY_S:
-        raise InvalidJob("every", f"every must be at least {MIN_EVERY_S} seconds, got {job.every}")
+    elif not MIN_EVERY_S <= job.every <= MAX_EVERY_S:
+        raise InvalidJob("every", f"every must be from {MIN_EVERY_S} to {MAX_EVERY_S} seconds, got {job.every}"[:200])
     _zone(job.timezone)
     try:
         check_priority(job.priority)

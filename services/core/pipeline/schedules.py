@@ -11,7 +11,14 @@ from sqlalchemy import Engine
 
 from services.core.pipeline import job_store
 from services.core.pipeline.job_plan import Planned, operator_state, plan_writes, reconcile
-from services.core.pipeline.jobs import MAINTENANCE_TASKS, Job, apply_patch, parse_job, schedule_changed
+from services.core.pipeline.jobs import (
+    MAINTENANCE_TASKS,
+    Job,
+    apply_patch,
+    is_job_name,
+    parse_job,
+    schedule_changed,
+)
 from services.core.pipeline.runs import request_of, submit_run
 from services.core.priority import broker_priority
 from services.core.store import schedule_changes
@@ -125,6 +132,8 @@ def run_job(celery: Celery, client: redis.Redis, name: str) -> tuple[str, bool, 
 
 def job_history(client: redis.Redis, engine: Engine, name: str, limit: int) -> list[dict]:
     """The job's recorded changes, newest first; JobNotFound for a name neither live nor ever changed."""
+    if not is_job_name(name):
+        raise JobNotFound(name)
     with engine.connect() as conn:
         rows = schedule_changes.job_history(conn, name, limit)
     if not rows and job_store.read_job(client, name) is None:

@@ -51,6 +51,7 @@ def test_a_bad_job_is_refused_naming_the_field(fields, field):
 @pytest.mark.parametrize(("spec", "field"), [
     ({"name": "x", "task": "ohlc", "every": 9}, "every"), ({"name": "x", "task": "ohlc", "every": 0}, "every"),
     ({"name": "x", "task": "ohlc", "every": -5}, "every"), ({"name": "x", "task": "ohlc", "every": 1.5}, "every"),
+    ({"name": "x", "task": "ohlc", "every": 10**30}, "every"),
     ({"name": "x", "task": "ohlc"}, "cron"), ({"task": "ohlc", "every": 60}, "name"),
     ({"name": "x", "task": "backfill", "every": 60}, "scope.symbol"),
     ({"name": "x", "task": "prune-runs", "every": 60, "scope": {"symbol": "BTC/USD"}}, "scope"),
