@@ -35,7 +35,8 @@ def job_table(jobs: list[dict]) -> str:
     """Jobs as an aligned text table, one row each."""
     rows = [[heading for heading, _ in _COLUMNS], *([cell(job) for _, cell in _COLUMNS] for job in jobs)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in rows)
+    lines = ("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _client() -> redis.Redis:
