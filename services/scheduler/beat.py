@@ -23,6 +23,9 @@ app.conf.update(
     beat_schedule={},
     beat_scheduler="services.scheduler.scheduler:JobScheduler",
     redbeat_redis_url=_settings.redis_url,
+    # Said outright: the broker's transport options (priority steps, visibility timeout) are kombu's,
+    # not redis-py's, and RedBeat's fallback to them is deprecated.
+    redbeat_redis_options={},
     redbeat_key_prefix=keys.REDBEAT_PREFIX,
     redbeat_lock_key=keys.REDBEAT_LOCK,
     # One active beat: a second container waits for this lock, and takes over

@@ -103,6 +103,8 @@ def apply_patch(job: Job, patch: object, default_timezone: str = "UTC") -> Job:
     """The job with `patch`'s fields changed; name and task stay (a different job is a new job)."""
     if not isinstance(patch, dict):
         raise InvalidJob("body", f"a change is a JSON object, got {type(patch).__name__}")
+    if not patch:
+        raise InvalidJob("body", "nothing to change: give cron, every, timezone, enabled, scope or priority")
     for name in ("name", "task"):
         if name in patch:
             raise InvalidJob(name, f"a job's {name} cannot be changed; delete the job and add a new one")

@@ -80,7 +80,8 @@ def test_a_patch_changes_fields_and_cron_and_every_replace_each_other():
 @pytest.mark.parametrize(("patch", "field"), [({"name": "other"}, "name"), ({"task": "all"}, "task"),
                                               ({"cron": "1 * * * *", "every": 60}, "every"),
                                               ({"every": None}, "every"), ({"nope": 1}, "nope"),
-                                              ({"scope": {"symbol": "x"}}, "scope.symbol")])
+                                              ({"scope": {"symbol": "x"}}, "scope.symbol"), ({}, "body"),
+                                              ([], "body")])
 def test_a_patch_cannot_rename_retask_or_break_a_job(patch, field):
     with pytest.raises(InvalidJob) as refused:
         apply_patch(job(), patch)
