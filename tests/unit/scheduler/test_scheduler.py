@@ -1,4 +1,4 @@
-"""Beat's entry class: a job's definition, as stored, comes back with its own timezone, through every copy beat makes."""
+"""Beat's entry class: a stored job comes back with its own timezone, through every copy beat makes."""
 
 import json
 from datetime import UTC, datetime
