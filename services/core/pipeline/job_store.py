@@ -65,10 +65,11 @@ def write_job(client: redis.Redis, job: Job, source: str, now: datetime, restart
             return False
     else:
         client.hset(key, "definition", encoded)
-    anchor = now if restart_clock else _meta_anchor(client.hget(key, "meta")) or now
-    if restart_clock or anchor is now:
+    kept = None if restart_clock else _meta_anchor(client.hget(key, "meta"))
+    if kept is None:
+        # RedBeat's anchor: an entry with none would be due at once, so a fresh clock starts now.
         client.hset(key, "meta", json.dumps({"last_run_at": now}, cls=RedBeatJSONEncoder))
-    due = next_due(job, anchor, now)
+    due = next_due(job, kept or now, now)
     client.zadd(keys.REDBEAT_SCHEDULE, {key: _PARKED if due is None else to_timestamp(due)})
     return True
 
