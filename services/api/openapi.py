@@ -206,7 +206,8 @@ def _operation(endpoint: str, view: Callable, arguments: list[str]) -> dict:
     model = query_model_of(view)
     if model is not None:
         parameters += query_parameters(model)
-        responses["400"] = _BAD_REQUEST  # every model refuses unknown and repeated parameters
+        # Every model refuses unknown and repeated parameters; a route with a body says more itself.
+        responses.setdefault("400", _BAD_REQUEST)
     if parameters:
         operation["parameters"] = parameters
     if getattr(view, "requires_token", False):
