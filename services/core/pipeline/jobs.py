@@ -121,7 +121,8 @@ def _refuse_nulls(data: dict) -> None:
     # No field means "unset" by null: leaving it out does; a null accepted and ignored would hide a mistake.
     for name, value in data.items():
         if value is None:
-            raise InvalidJob(str(name), f"{name} cannot be null; leave it out instead")
+            shown = str(name)[:_SHOWN]
+            raise InvalidJob(shown, f"{shown} cannot be null; leave it out instead")
 
 
 def is_job_name(name: str) -> bool:
@@ -182,7 +183,8 @@ def _zone(name: str) -> ZoneInfo:
 
 def _invalid(exc: ValidationError) -> InvalidJob:
     error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"]) or "body"
+    # Quoted back at most this far: a body's unknown key may be kilobytes long.
+    field = ".".join(str(part) for part in error["loc"])[:_SHOWN] or "body"
     kind = error["type"]
     if kind == "extra_forbidden":
         known = Scope.model_fields if field.startswith("scope.") else Job.model_fields

@@ -41,6 +41,7 @@ def test_a_job_reads_and_writes_the_documented_shape_with_defaults_filled_in():
     ({"timezone": "Mars/Olympus"}, "timezone"), ({"timezone": "../../etc/passwd"}, "timezone"),
     ({"priority": 10}, "priority"), ({"priority": "9"}, "priority"), ({"priority": True}, "priority"),
     ({"enabled": "yes"}, "enabled"), ({"colour": "red"}, "colour"), ({"next_run_at": "x"}, "next_run_at"),
+    ({"k" * 5000: 1}, "k" * 40),
 ])
 def test_a_bad_job_is_refused_naming_the_field(fields, field):
     with pytest.raises(InvalidJob) as refused:
