@@ -16,12 +16,13 @@ from services.api.routes.deps import EXTENSION_KEY, ApiDeps
 from services.api.routes.health import health_routes
 from services.api.routes.read import read_routes
 from services.api.routes.runs import run_routes
+from services.api.routes.schedules import schedule_routes
 from services.api.routes.trigger import trigger_routes
 from services.core.config import Settings, get_settings
 
 __all__ = ["create_app"]
 
-# No request has a body (parameters travel in the query string), so refuse big ones early.
+# Only schedule jobs travel as bodies (everything else in the query string), so refuse big ones early.
 _MAX_BODY_BYTES = 64 * 1024
 
 
@@ -48,6 +49,6 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     install_metrics(app)
     install_security_headers(app)
     guard_reads(app)
-    for blueprint in (trigger_routes, read_routes, run_routes, health_routes, openapi_routes):
+    for blueprint in (trigger_routes, read_routes, run_routes, health_routes, openapi_routes, schedule_routes):
         app.register_blueprint(blueprint)
     return app

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from services.api.auth import is_guarded
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.api.routes.deps import EXTENSION_KEY
+from services.api.schedules_openapi import SCHEDULE_OPERATIONS, SCHEDULE_SCHEMAS, SCHEDULE_TAG
 from services.core.pipeline.runs import KINDS, RUN_STATES
 
 __all__ = ["openapi_document", "openapi_routes"]
@@ -143,6 +144,7 @@ _SCHEMAS = {
     "HealthFailure": {
         "allOf": [_ref("Error"), {"type": "object", "properties": {"checks": {"type": "object"}}}],
     },
+    **SCHEDULE_SCHEMAS,
 }
 
 # Per endpoint (blueprint.view): what the url_map cannot say. 400 and 401 are added from the view itself.
@@ -218,6 +220,7 @@ _OPERATIONS: dict[str, dict] = {
         "responses": {"200": {"description": "Prometheus text exposition.",
                               "content": {"text/plain": {"schema": _STRING}}}},
     },
+    **SCHEDULE_OPERATIONS,
 }
 
 
@@ -236,7 +239,8 @@ def _operation(endpoint: str, view: Callable, arguments: list[str], reads_need_t
     model = query_model_of(view)
     if model is not None:
         parameters += query_parameters(model)
-        responses["400"] = _BAD_REQUEST  # every model refuses unknown and repeated parameters
+        # Every model refuses unknown and repeated parameters; a route with a body says more itself.
+        responses.setdefault("400", _BAD_REQUEST)
     if parameters:
         operation["parameters"] = parameters
     if is_guarded(endpoint, view, reads_need_token):
@@ -268,7 +272,7 @@ def openapi_document(app: Flask) -> dict:
                 "description": "Trigger pipeline runs, poll their status, and read candles, signals and runs. "
                                "Errors are JSON: {\"status\": \"error\", \"message\": ..., \"parameter\": ...}.",
             },
-            "tags": [{"name": "runs"}, {"name": "data"}, {"name": "health"}, {"name": "meta"}],
+            "tags": [{"name": "runs"}, {"name": "data"}, {"name": "health"}, {"name": "meta"}, SCHEDULE_TAG],
             "paths": _paths(app),
             "components": {
                 "schemas": _SCHEMAS,

@@ -1,4 +1,4 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, runs, run-local, exchange-sim."""
+"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, run-local, exchange-sim."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 
 from services.cli.runs import add_runs_parser, runs_command
+from services.cli.schedules import register_schedule_commands
 from services.core.config import get_settings
 from services.core.exceptions import CandleflowError, ConfigurationError
 from services.core.logging import configure_logging
@@ -169,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("exchange-sim", help="run the offline exchange simulator (see --help after it)",
                         add_help=False)
+    register_schedule_commands(commands)
     return parser
 
 
@@ -182,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()  # a bad variable stops here, named in the message
         configure_logging(settings.log_level, settings.log_format)
-        handler = {"migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair,
-                   "run-local": _run_local, "check-secrets": _check_secrets, "runs": runs_command}[args.command]
+        # `schedule` verbs bring their own handler (services/cli/schedules.py).
+        handler = getattr(args, "handler", None) or {
+            "migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair, "run-local": _run_local,
+            "check-secrets": _check_secrets, "runs": runs_command}[args.command]
         return handler(args)
     except (ConfigurationError, ValueError) as exc:
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)

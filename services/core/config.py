@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -111,6 +112,16 @@ class Settings(BaseSettings):
             raise ValueError("at least one timeframe is required, e.g. 1h")
         for timeframe in value:
             Timeframe.parse(timeframe)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_known(cls, value: str) -> str:
+        # Checked here, not at the first cron tick: beat and the API refuse to start on a typo.
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value[:40]!r}: use an IANA name, e.g. UTC or Europe/Berlin") from None
         return value
 
     @field_validator("database_url")

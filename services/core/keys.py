@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK", "RUN_LOCK_PATTERN", "run_lock",
-           "run_record", "run_dispatched", "rate_limit"]
+__all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK", "REDBEAT_SCHEDULE",
+           "REDBEAT_STATICS", "RUN_LOCK_PATTERN", "redbeat_entry", "run_lock", "run_record", "run_dispatched",
+           "rate_limit"]
 
 PREFIX = "candleflow:"
 # A run still "running" after this long is presumed lost (worker crash plus result expiry);
@@ -17,6 +18,14 @@ RUN_RECORD_TTL_S = 7 * 86400
 # RedBeat names its entries PREFIX + job name and its sorted set PREFIX + ":schedule".
 REDBEAT_PREFIX = f"{PREFIX}redbeat:"
 REDBEAT_LOCK = f"{REDBEAT_PREFIX}lock"
+# RedBeat's sorted set of entry keys by next due time, and its set of jobs once static (no longer used).
+REDBEAT_SCHEDULE = f"{REDBEAT_PREFIX}:schedule"
+REDBEAT_STATICS = f"{REDBEAT_PREFIX}:statics"
+
+
+def redbeat_entry(job: str) -> str:
+    """One schedule job's RedBeat hash (definition, meta, our last_run); it lives until the job is deleted."""
+    return f"{REDBEAT_PREFIX}{job}"
 
 
 # Every run's de-duplication lock, for a SCAN (the lost-run check reads them once a minute).

@@ -36,6 +36,7 @@ __all__ = [
     "Signal",
     "StageWatermark",
     "PipelineStageResult",
+    "ScheduleChange",
     "INDICATOR_COLUMNS",
 ]
 
@@ -253,3 +254,18 @@ class PipelineStageResult(Base):
     stage: Mapped[str] = mapped_column(String(32), primary_key=True)
     result: Mapped[dict] = mapped_column(JSONB)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+
+class ScheduleChange(Base):
+    """One change to a schedule job (add, change, delete, reset): who, when, and the job before and after."""
+
+    __tablename__ = "schedule_changes"
+    __table_args__ = (Index("ix_schedule_changes_job", "job", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(63))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    before: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+    after: Mapped[dict | None] = mapped_column(JSONB, nullable=True)

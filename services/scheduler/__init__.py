@@ -1,1 +1,1 @@
-"""Beat schedule: the one table of periodic jobs, run by celery beat with RedBeat."""
+"""Beat: the scheduler process, running the live schedule RedBeat holds in Redis."""

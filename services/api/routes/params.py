@@ -16,12 +16,14 @@ from services.core.priority import DEFAULT_PRIORITY, PRIORITIES
 from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant
 
-__all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "CandlesQuery", "SignalsQuery", "RunsQuery"]
+__all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "CandlesQuery", "SignalsQuery", "RunsQuery",
+           "ScheduleHistoryQuery"]
 
 # (default, maximum) rows per response: enough for a chart, small enough to stay one quick query.
 CANDLE_LIMIT = (500, 5000)
 SIGNAL_LIMIT = (100, 5000)
 RUN_LIMIT = (50, 500)
+SCHEDULE_HISTORY_LIMIT = (100, 1000)
 
 _INSTANT_SCHEMA = {"type": "string", "description": "ISO 8601 (UTC unless an offset is given) or epoch milliseconds",
                    "examples": ["2024-01-31T00:00:00Z"]}
@@ -174,3 +176,9 @@ class RunsQuery(QueryModel):
     limit: _limit(RUN_LIMIT)
 
     _until_after_since = field_validator("until")(_after_since)
+
+
+class ScheduleHistoryQuery(QueryModel):
+    """GET /api/schedules/<name>/history: how many of the job's changes, newest first."""
+
+    limit: _limit(SCHEDULE_HISTORY_LIMIT)

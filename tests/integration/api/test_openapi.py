@@ -13,20 +13,25 @@ pytestmark = pytest.mark.integration
 # symbol and since); a new name without a sample fails the test with a KeyError naming it.
 _SAMPLES = {"symbol": "BTC/USD", "timeframe": "1h", "since": "2024-01-01", "until": "2024-01-02", "limit": "1",
             "strategy": "x", "exchange": "kraken", "state": "SUCCESS", "task": "backfill", "active": "true",
-            "task_id": "x", "priority": "9", "countdown": "60", "eta": "2999-01-01T00:00:00Z"}
+            "task_id": "x", "run_id": "x", "priority": "9", "countdown": "60", "eta": "2999-01-01T00:00:00Z",
+            "name": "pipeline-all-hourly"}
 # Parameters that exclude each other: the first of each pair is sent, the second left out.
 _EITHER = {"eta": "countdown"}
+# A valid JSON body for each route that takes one, by operationId.
+_BODIES = {"addSchedule": {"name": "openapi-probe", "task": "all", "every": 60}, "changeSchedule": {"priority": 5}}
 
 
 def test_every_route_accepts_all_its_documented_parameters_at_once(api, client, engine):
     sent = 0
     for path, item in openapi_document(api)["paths"].items():
         for method, operation in item.items():
-            names = [parameter["name"] for parameter in operation.get("parameters", [])
+            parameters = operation.get("parameters", [])
+            names = [parameter["name"] for parameter in parameters
                      if parameter["in"] == "query" and parameter["name"] not in _EITHER]
             query = "&".join(f"{name}={_SAMPLES[name]}" for name in names)
-            url = path.replace("{run_id}", _SAMPLES["task_id"])
-            response = client.open(f"{url}?{query}", method=method.upper(), headers=AUTH)
+            url = path.format(**{p["name"]: _SAMPLES[p["name"]] for p in parameters if p["in"] == "path"})
+            body = {"json": _BODIES[operation["operationId"]]} if "requestBody" in operation else {}
+            response = client.open(f"{url}?{query}", method=method.upper(), headers=AUTH, **body)
             assert response.status_code != 400, (method, path, response.get_json())
             sent += len(names)
     assert sent >= 20  # the routes' parameters were really sent, not skipped

@@ -18,3 +18,10 @@ def test_the_api_imports_no_worker_code():
     result = subprocess.run([sys.executable, "-c", probe], cwd=_REPO, capture_output=True, text=True,
                             env={"ENVIRONMENT": "test", "PATH": "/usr/bin:/bin"}, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_bad_timezone_stops_the_api_naming_timezone():
+    result = subprocess.run([sys.executable, "-c", "import services.api.wsgi"], cwd=_REPO, capture_output=True,
+                            text=True, env={"ENVIRONMENT": "test", "PATH": "/usr/bin:/bin", "TIMEZONE": "Mars/Olympus"},
+                            timeout=120)
+    assert result.returncode != 0 and "TIMEZONE" in result.stderr, result.stderr[-2000:]

@@ -28,7 +28,8 @@ def test_lists_are_read_from_comma_separated_variables(monkeypatch):
     ("variable", "value"),
     [("SYMBOLS", "btcusd"), ("TIMEFRAMES", "1x"), ("TIMEFRAMES", "1w"), ("EXCHANGE", "nosuchexchange"),
      ("DATABASE_URL", "mysql://x"), ("REDIS_URL", "localhost:6379"), ("EXCHANGE_API_URL", "ftp://x"),
-     ("FETCH_RETRIES", "-1"), ("EXCHANGE_TIMEOUT_MS", "soon")],
+     ("FETCH_RETRIES", "-1"), ("EXCHANGE_TIMEOUT_MS", "soon"), ("TIMEZONE", "Mars/Olympus"),
+     ("TIMEZONE", "../etc/passwd")],
 )
 def test_a_malformed_variable_is_named_in_the_error(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)

@@ -5,8 +5,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0007"
-# 0006 (schedule_changes) is written on another branch; the merge re-chains this onto it.
-down_revision = "0005"
+# After 0006 (schedule_changes).
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,52 @@
+"""RedBeat, taught candleflow's jobs: entries keep their own timezone, beat start reconciles, runs are remembered."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from celery.schedules import crontab
+from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+
+from services.core.config import get_settings
+from services.core.db import get_engine
+from services.core.pipeline import job_store
+from services.core.pipeline.job_plan import seed_jobs
+from services.core.pipeline.schedules import reconcile_schedule
+
+__all__ = ["JobEntry", "JobScheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class JobEntry(RedBeatSchedulerEntry):
+    """A RedBeat entry whose definition also carries the job's timezone, the job itself and its source."""
+
+    def __init__(self, name=None, task=None, schedule=None, args=None, kwargs=None, enabled=True, options=None,
+                 timezone=None, job=None, source=None, **clsargs):
+        if timezone and isinstance(schedule, crontab):
+            # RedBeat's crontab encoding drops the zone; the definition carries it beside.
+            schedule.tz = ZoneInfo(timezone)
+        super().__init__(name=name, task=task, schedule=schedule, args=args, kwargs=kwargs, enabled=enabled,
+                         options=options, **clsargs)
+        self.timezone, self.job, self.source = timezone, job, source
+
+
+class JobScheduler(RedBeatScheduler):
+    """Beat's scheduler: the live schedule is RedBeat's, rebuilt from seed and history at start, never overwritten."""
+
+    Entry = JobEntry
+
+    def setup_schedule(self):
+        # Instead of RedBeat's static entries, which would overwrite every operator edit at each start.
+        settings = get_settings()
+        seed = seed_jobs(settings.schedule_overrides, settings.timezone)
+        reconcile_schedule(get_redis(self.app), get_engine(), seed, settings.timezone)
+
+    def apply_async(self, entry, producer=None, advance=True, **kwargs):
+        result = super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        if result is not None and getattr(result, "id", None):
+            # A beat-started run's id is its message id: the job shows it as last_run_id.
+            job_store.record_run(get_redis(self.app), entry.name, result.id, datetime.now(UTC))
+        return result
