@@ -7,12 +7,11 @@ import json
 import sys
 from datetime import UTC, datetime
 
+from services.core.actors import CLI_ACTOR
 from services.core.config import get_settings
 
-__all__ = ["add_runs_parser", "runs_command", "CANCELLED_BY_CLI", "format_table"]
+__all__ = ["add_runs_parser", "runs_command", "CLI_ACTOR", "format_table"]
 
-# Who a cancel from this command is recorded as.
-CANCELLED_BY_CLI = "cli"
 # The listing's columns: (heading, field of a run summary).
 _COLUMNS = (("ID", "task_id"), ("KIND", "task_type"), ("STATE", "status"), ("PRI", "priority"),
             ("SCOPE", "scope"), ("CREATED", "created_at"), ("SCHEDULED", "scheduled_for"),
@@ -141,7 +140,7 @@ def runs_command(args: argparse.Namespace) -> int:
         return _list(args, engine)
     if args.runs_command == "cancel":
         try:
-            if cancel_run(celery, client, engine, args.run_id, CANCELLED_BY_CLI) is None:
+            if cancel_run(celery, client, engine, args.run_id, CLI_ACTOR) is None:
                 print(f"no run {args.run_id!r}", file=sys.stderr)
                 return 1
         except RunNotCancellable as exc:

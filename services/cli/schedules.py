@@ -8,6 +8,7 @@ import sys
 
 import redis
 
+from services.core.actors import CLI_ACTOR
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline import schedules
@@ -64,7 +65,7 @@ def _add(args: argparse.Namespace) -> int:
     spec = {"name": args.name, "task": args.task, "scope": scope, **_timing(args)}
     if args.disabled:
         spec["enabled"] = False
-    job = schedules.add_job(_client(), get_engine(), spec, schedules.CLI_ACTOR, get_settings().timezone)
+    job = schedules.add_job(_client(), get_engine(), spec, CLI_ACTOR, get_settings().timezone)
     _print(args, job, job_table([job]))
     return 0
 
@@ -75,7 +76,7 @@ def _timing(args: argparse.Namespace) -> dict:
 
 
 def _change(args: argparse.Namespace, patch: dict) -> int:
-    job = schedules.change_job(_client(), get_engine(), args.name, patch, schedules.CLI_ACTOR,
+    job = schedules.change_job(_client(), get_engine(), args.name, patch, CLI_ACTOR,
                                get_settings().timezone)
     _print(args, job, job_table([job]))
     return 0
@@ -105,13 +106,13 @@ def _celery():
 def _reset(args: argparse.Namespace) -> int:
     settings = get_settings()
     seed = seed_jobs(settings.schedule_overrides, settings.timezone)
-    job = schedules.reset_job(_client(), get_engine(), args.name, seed, schedules.CLI_ACTOR)
+    job = schedules.reset_job(_client(), get_engine(), args.name, seed, CLI_ACTOR)
     _print(args, job, job_table([job]))
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    job = schedules.delete_job(_client(), get_engine(), args.name, schedules.CLI_ACTOR)
+    job = schedules.delete_job(_client(), get_engine(), args.name, CLI_ACTOR)
     _print(args, job, f"{args.name}: deleted")
     return 0
 

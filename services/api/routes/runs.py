@@ -11,17 +11,16 @@ from services.api.auth import require_token
 from services.api.errors import ApiError
 from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
+from services.core.actors import API_ACTOR
 from services.core.pipeline.cancel import RunNotCancellable, cancel_run
 from services.core.pipeline.runs import run_status
 
-__all__ = ["run_routes", "CANCELLED_BY_TOKEN"]
+__all__ = ["run_routes"]
 
 log = logging.getLogger(__name__)
 
 run_routes = Blueprint("runs", __name__)
 
-# Who a cancel over HTTP is recorded as: the API has one token, so its name says which credential it was.
-CANCELLED_BY_TOKEN = "api-token"
 # A run id as the trigger hands them out (a UUID) or a test names them; anything else is no run.
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -49,7 +48,7 @@ def show_run(run_id: str, query: NoParameters) -> Response:
 def cancel(run_id: str, query: NoParameters) -> Response:
     """Cancel a run not yet finished: CANCELLED, its tasks revoked, its lock freed; 409 if it already finished."""
     try:
-        outcome = cancel_run(deps().celery, deps().redis, deps().engine, _checked(run_id), CANCELLED_BY_TOKEN)
+        outcome = cancel_run(deps().celery, deps().redis, deps().engine, _checked(run_id), API_ACTOR)
     except RunNotCancellable as exc:
         raise ApiError(409, str(exc), "run_id", state=exc.state) from None
     if outcome is None:

@@ -14,6 +14,7 @@ from services.api.errors import ApiError
 from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
 from services.api.routes.params import ScheduleHistoryQuery
+from services.core.actors import API_ACTOR
 from services.core.pipeline import schedules
 from services.core.pipeline.job_plan import ScheduleError, seed_jobs
 from services.core.pipeline.jobs import InvalidJob
@@ -63,7 +64,7 @@ def show_schedule(name: str, query: NoParameters) -> Response:
 def add_schedule(query: NoParameters) -> tuple[Response, int]:
     """Add a job; it first runs at its next time from now."""
     with _job_errors():
-        job = schedules.add_job(deps().redis, deps().engine, json_body(), schedules.API_ACTOR, _timezone())
+        job = schedules.add_job(deps().redis, deps().engine, json_body(), API_ACTOR, _timezone())
     return jsonify(job), 201
 
 
@@ -73,7 +74,7 @@ def add_schedule(query: NoParameters) -> tuple[Response, int]:
 def change_schedule(name: str, query: NoParameters) -> Response:
     """Change a job's cron or interval, timezone, enabled, scope or priority."""
     with _job_errors():
-        return jsonify(schedules.change_job(deps().redis, deps().engine, name, json_body(), schedules.API_ACTOR,
+        return jsonify(schedules.change_job(deps().redis, deps().engine, name, json_body(), API_ACTOR,
                                             _timezone()))
 
 
@@ -84,7 +85,7 @@ def delete_schedule(name: str, query: NoParameters) -> Response:
     """Remove a job (a default job stays removed until reset); answers with the job as it was."""
     with _job_errors():
         return jsonify({"deleted": True, **schedules.delete_job(deps().redis, deps().engine, name,
-                                                                schedules.API_ACTOR)})
+                                                                API_ACTOR)})
 
 
 @schedule_routes.post("/api/schedules/<name>/run")
@@ -109,7 +110,7 @@ def reset_schedule(name: str, query: NoParameters) -> Response:
     except ScheduleError as exc:  # beat would not start either; say why rather than guess a default
         raise ApiError(409, f"no default to reset to: {exc}", "SCHEDULE_OVERRIDES") from None
     with _job_errors():
-        return jsonify(schedules.reset_job(deps().redis, deps().engine, name, seed, schedules.API_ACTOR))
+        return jsonify(schedules.reset_job(deps().redis, deps().engine, name, seed, API_ACTOR))
 
 
 @schedule_routes.get("/api/schedules/<name>/history")

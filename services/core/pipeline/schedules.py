@@ -24,13 +24,10 @@ from services.core.priority import broker_priority
 from services.core.store import schedule_changes
 
 __all__ = ["JobNotFound", "JobConflict", "list_jobs", "show_job", "add_job", "change_job", "delete_job",
-           "reset_job", "run_job", "job_history", "reconcile_schedule", "CLI_ACTOR", "API_ACTOR"]
+           "reset_job", "run_job", "job_history", "reconcile_schedule"]
 
 log = logging.getLogger(__name__)
 
-# Who a change is recorded as: the API has one token (API_TOKEN), named here; the CLI is "cli".
-API_ACTOR = "api-token"
-CLI_ACTOR = "cli"
 
 
 class JobNotFound(LookupError):
