@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.core.exceptions import ConfigurationError
+from services.core.exchange_ids import ccxt_exchange_ids
 from services.core.secrets import url_password, weakness
 from services.core.timeframe import Timeframe
 
@@ -148,9 +149,7 @@ class Settings(BaseSettings):
     @field_validator("exchange")
     @classmethod
     def _exchange_known(cls, value: str) -> str:
-        import ccxt  # deferred: ccxt is slow to import and only this check needs it here
-
-        if value not in ccxt.exchanges:
+        if value not in ccxt_exchange_ids():
             raise ValueError(f"unknown ccxt exchange id {value!r}")
         return value
 

@@ -7,12 +7,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from services.core.db import each_in_savepoint
 from services.core.pipeline.stages import STAGES
 from services.core.store.bulk import copy_upsert
 from services.core.store.marketdata import load_candles, load_indicators
-from services.core.store.watermarks import read_watermark, write_watermark
-from services.signals.rules import generate_signals
+from services.core.store.watermarks import read_watermark, write_watermarks
+from services.core.timeparse import ms_to_datetime
+from services.signals.ready_bars import read_ready_bars
+from services.signals.rules import find_signals, generate_signals
 
 __all__ = ["refresh_signals", "refresh_signal_batch"]
 
@@ -65,8 +66,7 @@ def _write(conn: Connection, timeframe: str, rows: list[tuple], marks: dict[int,
     new = [row for row in rows if (row[0], row[2], row[3]) not in stored]
     # Signals on closed bars never change: an existing key is kept, never rewritten.
     copy_upsert(conn, "signals", _COLUMNS, _KEYS, new)
-    for instrument_id, last in marks.items():
-        write_watermark(conn, instrument_id, timeframe, _MARK, last)
+    write_watermarks(conn, timeframe, _MARK, marks)
     return new
 
 
@@ -81,16 +81,26 @@ def refresh_signals(conn: Connection, instrument_id: int, timeframe: str, since:
 
 
 def refresh_signal_batch(conn: Connection, instruments: dict[str, int], timeframe: str,
-                         since: datetime | None = None) -> dict[str, dict | Exception]:
-    """Signals for a batch of instruments in one pass and one write; per symbol its counts or error.
+                         since: datetime | None = None) -> dict[str, dict]:
+    """Signals for a batch of instruments in one pass and one write; per symbol its counts.
 
-    Each instrument is read inside its own savepoint, so one that fails leaves the others'
-    work in the batch's transaction.
+    The batch's ready bars are read in two queries and every strategy runs once over all
+    of them (`Bars` keeps each instrument's crossings inside its own series), so the
+    result is refresh_signals' for each instrument, at a fraction of its cost. An error
+    here is the whole batch's (retried by Celery when transient); unknown symbols are
+    settled before, by the stage.
     """
-    found = each_in_savepoint(conn, instruments, lambda i: (i, *_new_signals(conn, i, timeframe, since, None)))
-    settled = [result for result in found.values() if not isinstance(result, Exception)]
-    created = Counter(row[0] for row in _write(conn, timeframe, [row for _, rows, _, _ in settled for row in rows],
-                                               {i: last for i, _, last, _ in settled if last is not None}))
-    return {symbol: result if isinstance(result, Exception) else
-            {"bars": result[3], "signals_found": len(result[1]), "signals_created": created.get(result[0], 0)}
-            for symbol, result in found.items()}
+    ready = read_ready_bars(conn, list(instruments.values()), timeframe, since)
+    found = find_signals(ready.bars, ready.new)
+    ids, ts_ms = ready.instrument_ids[found.position].tolist(), ready.ts_ms[found.position].tolist()
+    rows = [(instrument_id, timeframe, ms_to_datetime(ts), strategy, side, strength, price, inputs)
+            for instrument_id, ts, strategy, side, strength, price, inputs in zip(
+                ids, ts_ms, found.strategy, found.side, found.strength.tolist(), found.price.tolist(), found.inputs,
+                strict=True)]
+    # Rows come by instrument, then ts: the last new bar seen for an instrument is its new watermark.
+    new_ids, new_ts = ready.instrument_ids[ready.new].tolist(), ready.ts_ms[ready.new].tolist()
+    marks = {instrument_id: ms_to_datetime(ts) for instrument_id, ts in zip(new_ids, new_ts, strict=True)}
+    bars, signals = Counter(new_ids), Counter(ids)
+    created = Counter(row[0] for row in _write(conn, timeframe, rows, marks))
+    return {symbol: {"bars": bars[i], "signals_found": signals[i], "signals_created": created[i]}
+            for symbol, i in instruments.items()}

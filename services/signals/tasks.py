@@ -12,7 +12,7 @@ from services.core.store.instruments import require_instrument
 from services.core.timeparse import parse_instant
 from services.signals.generation import refresh_signal_batch, refresh_signals
 
-__all__ = ["generate_signals", "signals_stage"]
+__all__ = ["generate_signals", "signals_batch", "signals_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,10 @@ def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> d
     return {"symbol": symbol, "timeframe": timeframe, **result}
 
 
-def _signal_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
+def signals_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
     """Every strategy on the batch's new bars, in one pass and one write."""
     return in_one_transaction(symbols, lambda conn, instruments: refresh_signal_batch(
         conn, instruments, timeframe, since=parse_instant(since)))
 
 
-signals_stage = register_stage("signals", _signal_batch)
+signals_stage = register_stage("signals", signals_batch)

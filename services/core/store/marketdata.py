@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import Connection, text
 
 from services.core.models import INDICATOR_COLUMNS
 from services.core.timeparse import datetime_to_ms
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["newest_closed_ts", "load_candles", "load_candles_batch", "load_indicators"]
 
@@ -28,6 +31,10 @@ def _frame(conn: Connection, sql: str, params: dict, columns: tuple[str, ...]) -
     the driver's plain tuples and converts ts as integers in one vectorised step
     instead of building SQLAlchemy rows and Python datetimes.
     """
+    # Imported here: the ingest worker reads only newest_closed_ts from this module and
+    # would otherwise carry pandas (about 40 MB a process) for nothing.
+    import pandas as pd
+
     rows = conn.execute(text(sql), params).cursor.fetchall()
     frame = pd.DataFrame.from_records(rows, columns=["ts", *columns])
     frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("ts").to_numpy("int64"), unit="ms", utc=True),

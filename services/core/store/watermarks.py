@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -9,7 +10,7 @@ from sqlalchemy import Connection, text
 from services.core.timeframe import Timeframe
 from services.core.timeparse import ms_to_datetime
 
-__all__ = ["read_watermark", "write_watermark", "rewind_watermarks"]
+__all__ = ["read_watermark", "write_watermark", "write_watermarks", "rewind_watermarks"]
 
 
 def read_watermark(conn: Connection, instrument_id: int, timeframe: str, stage: str) -> datetime | None:
@@ -29,6 +30,20 @@ def write_watermark(conn: Connection, instrument_id: int, timeframe: str, stage:
                    SET last_ts = EXCLUDED.last_ts, updated_at = now()
                  WHERE stage_watermarks.last_ts < EXCLUDED.last_ts"""),
         {"i": instrument_id, "tf": timeframe, "s": stage, "ts": last_ts},
+    )
+
+
+def write_watermarks(conn: Connection, timeframe: str, stage: str, marks: Mapping[int, datetime]) -> None:
+    """write_watermark for many instruments ({instrument id: last_ts}) in one statement."""
+    if not marks:
+        return
+    conn.execute(
+        text("""INSERT INTO stage_watermarks (instrument_id, timeframe, stage, last_ts)
+                SELECT i, :tf, :s, ts FROM unnest(CAST(:ids AS integer[]), CAST(:ts AS timestamptz[])) AS m(i, ts)
+                ON CONFLICT (instrument_id, timeframe, stage) DO UPDATE
+                   SET last_ts = EXCLUDED.last_ts, updated_at = now()
+                 WHERE stage_watermarks.last_ts < EXCLUDED.last_ts"""),
+        {"ids": list(marks), "ts": list(marks.values()), "tf": timeframe, "s": stage},
     )
 
 
