@@ -78,11 +78,12 @@ def _fill_redis(app, url: str, messages: int) -> None:
     import redis
 
     from services.core.celery_app import QUEUES
-    from services.exporter.queues import priority_keys
+    from services.core.priority import priority_keys
 
     client = redis.Redis.from_url(url)
     app.send_task("signals.stage.signals", args=[{"symbol": "BTC/USD", "timeframe": "1h"}])
-    template = json.loads(client.rpop("signals"))
+    # The one message, at the default priority, waits in one of the queue's priority lists.
+    template = json.loads(next(raw for key in priority_keys("signals") if (raw := client.rpop(key))))
     keys = [key for queue in QUEUES for key in priority_keys(queue)]
     pipe = client.pipeline(transaction=False)
     for n in range(messages):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["PRIORITIES", "DEFAULT_PRIORITY", "PRIORITY_STEPS", "check_priority", "broker_priority"]
+from collections.abc import Iterable
+
+from kombu.transport.redis import Channel
+
+__all__ = ["PRIORITIES", "DEFAULT_PRIORITY", "PRIORITY_STEPS", "PRIORITY_SEP", "check_priority", "broker_priority",
+           "priority_keys"]
 
 # Operators say 0 (can wait) … 9 (urgent), as AMQP brokers do; a run without one gets the default.
 PRIORITIES = range(10)
 DEFAULT_PRIORITY = 5
 # One Redis list per level, so every level is distinct (kombu's default is only 0, 3, 6, 9).
 PRIORITY_STEPS = list(PRIORITIES)
+# kombu's Redis transport keeps one list per priority step: `<queue>` for step 0 (the most urgent)
+# and `<queue>\x06\x16<step>` for the others (Channel._q_for_pri).
+PRIORITY_SEP = Channel.sep
 
 
 def check_priority(value: object) -> int:
@@ -23,3 +31,9 @@ def broker_priority(priority: int) -> int:
     """The message priority to publish with: kombu's Redis transport pops its lowest number first."""
     # Reversed here, once: the rest of the code, the API and the docs speak the operator's scale.
     return PRIORITIES[-1] - check_priority(priority)
+
+
+def priority_keys(queue: str, steps: Iterable[int] = PRIORITY_STEPS, sep: str = PRIORITY_SEP,
+                  prefix: str = "") -> list[str]:
+    """Every Redis list holding `queue`'s waiting messages, one per priority step, as kombu names them."""
+    return [f"{prefix}{queue}{sep}{step}" if step else f"{prefix}{queue}" for step in sorted(set(steps))]

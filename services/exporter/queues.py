@@ -11,24 +11,18 @@ import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from services.core.priority import priority_keys
 from services.exporter.health import ScrapeHealth
 
-__all__ = ["QueueReading", "QueueProbe", "QueueCollector", "priority_keys", "PRIORITY_SEP", "SENT_AT_HEADER"]
+__all__ = ["QueueReading", "QueueProbe", "QueueCollector", "SENT_AT_HEADER"]
 
-# kombu's Redis transport keeps one list per priority step, `<queue>` for the
-# lowest step and `<queue>\x06\x16<step>` for the others (Channel._q_for_pri),
-# and parks delivered-but-unacknowledged messages in a hash and a zset.
-PRIORITY_SEP = Channel.sep
+# kombu's Redis transport keeps a queue's waiting messages in one list per priority step
+# (services/core/priority.py names them) and parks delivered-but-unacknowledged ones in a
+# hash and a zset.
 UNACKED_KEY = Channel.unacked_key
 UNACKED_INDEX_KEY = Channel.unacked_index_key
 # Celery messages carry no enqueue time; a `before_task_publish` hook can add one.
 SENT_AT_HEADER = "sent_at"
-
-
-def priority_keys(queue: str, steps: Iterable[int] = PRIORITY_STEPS, sep: str = PRIORITY_SEP,
-                  prefix: str = "") -> list[str]:
-    """Every Redis list holding `queue`'s waiting messages, one per priority step, as kombu names them."""
-    return [f"{prefix}{queue}{sep}{step}" if step else f"{prefix}{queue}" for step in sorted(set(steps))]
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from sqlalchemy import text
 
 from services.cli.procfile import parse_procfile
 from services.core.celery_app import QUEUES, TASK_ROUTES
+from services.core.priority import PRIORITY_SEP
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
 from services.exporter.pipeline import QUERIES, PipelineCollector
-from services.exporter.queues import PRIORITY_SEP
 from services.exporter.service import Exporter
 from tests.unit.exporter.promql import dashboard_expressions, exposed_names, metric_names, rule_expressions
 from tests.utils.servers import free_port, wait_for_port

@@ -12,8 +12,7 @@ from sqlalchemy import create_engine, text
 
 from services.cli.procfile import ProcessSpec
 from services.core.pipeline.runs import RunRequest
-from services.core.priority import PRIORITY_STEPS
-from services.exporter.queues import priority_keys
+from services.core.priority import PRIORITY_STEPS, priority_keys
 from tests.utils.broker import queued
 from tests.utils.stack import TOKEN, LocalStack, http
 

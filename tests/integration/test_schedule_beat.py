@@ -17,9 +17,9 @@ from sqlalchemy import create_engine
 
 from services.core.pipeline import schedules
 from services.core.pipeline.job_plan import DEFAULT_JOBS, seed_jobs
-from services.core.priority import PRIORITY_STEPS, broker_priority
-from services.exporter.queues import priority_keys
+from services.core.priority import broker_priority
 from tests.conftest import empty_database
+from tests.utils.broker import queued_messages
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +78,7 @@ def wait_for(predicate, what: str, beat: Beat, timeout: float = 60.0):
 
 def sent(client: redis.Redis, queue: str, task: str) -> list[dict]:
     """Messages of `task` waiting in `queue` (no worker takes them), over all priority lists."""
-    messages = [json.loads(raw) for key in priority_keys(queue, PRIORITY_STEPS) for raw in client.lrange(key, 0, -1)]
-    return [message for message in messages if message["headers"]["task"] == task]
+    return [message for message in queued_messages(client, queue) if message["headers"]["task"] == task]
 
 
 def jobs_by_name(client: redis.Redis) -> dict[str, dict]:

@@ -6,8 +6,7 @@ import json
 
 import redis
 
-from services.core.priority import PRIORITY_STEPS
-from services.exporter.queues import priority_keys
+from services.core.priority import PRIORITY_STEPS, priority_keys
 
 __all__ = ["queued", "queued_messages"]
 

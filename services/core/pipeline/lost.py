@@ -24,7 +24,7 @@ from services.core import keys
 from services.core.celery_app import QUEUES
 from services.core.pipeline import records
 from services.core.pipeline.runs import queued_run, release_run
-from services.core.priority import PRIORITY_STEPS
+from services.core.priority import PRIORITY_STEPS, priority_keys
 
 __all__ = ["Suspect", "lost_runs", "message_keys", "run_ids_in_broker", "fail_lost_runs"]
 
@@ -52,7 +52,7 @@ def lost_runs(suspects: Iterable[Suspect], alive: set[str], now: datetime, quiet
 
 def message_keys(queues: Iterable[str] = QUEUES, steps: Iterable[int] = PRIORITY_STEPS) -> list[str]:
     """Every Redis list kombu keeps waiting messages in: one per queue and priority step."""
-    return [f"{queue}{Channel.sep}{step}" if step else queue for queue in queues for step in sorted(set(steps))]
+    return [key for queue in queues for key in priority_keys(queue, steps)]
 
 
 def _run_ids(message: object) -> set[str]:

@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.core.pipeline.runs import RunRequest
-from services.core.priority import PRIORITY_STEPS
-from services.exporter.queues import priority_keys
+from services.core.priority import PRIORITY_STEPS, priority_keys
 from tests.integration.api.conftest import AUTH
 from tests.integration.api.rows import add_run
 

@@ -10,9 +10,9 @@ import pytest
 
 from services.core.pipeline.job_plan import DEFAULT_JOBS, seed_jobs
 from services.core.pipeline.schedules import reconcile_schedule
-from services.core.priority import PRIORITY_STEPS, broker_priority
-from services.exporter.queues import priority_keys
+from services.core.priority import broker_priority
 from tests.integration.api.conftest import AUTH
+from tests.utils.broker import queued_messages
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +34,6 @@ def post(client, path, body, headers=AUTH):
 def patch(client, name, body):
     return client.patch(f"/api/schedules/{name}", data=json.dumps(body), content_type="application/json",
                         headers=AUTH)
-
-
-def messages(broker, queue: str) -> list[dict]:
-    """Every message waiting in `queue`, over all its priority lists."""
-    return [json.loads(raw) for key in priority_keys(queue, PRIORITY_STEPS) for raw in broker.lrange(key, 0, -1)]
 
 
 def test_the_list_shows_every_default_job_with_its_next_run(client, seeded):
@@ -166,7 +161,7 @@ def test_running_a_run_job_now_queues_pipeline_start_at_its_priority_and_records
     response = client.post("/api/schedules/btc-hourly/run", headers=AUTH)
     assert response.status_code == 202
     body = response.get_json()
-    (message,) = messages(seeded, "pipeline")
+    (message,) = queued_messages(seeded, "pipeline")
     assert message["headers"]["task"] == "pipeline.start" and message["headers"]["id"] == body["task_id"]
     assert message["properties"]["priority"] == broker_priority(8)
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
@@ -181,7 +176,7 @@ def test_running_a_run_job_now_queues_pipeline_start_at_its_priority_and_records
 
 def test_running_a_maintenance_job_now_sends_its_task(client, seeded):
     body = client.post("/api/schedules/prune-ledger-daily/run", headers=AUTH).get_json()
-    (message,) = messages(seeded, "ingest")
+    (message,) = queued_messages(seeded, "ingest")
     assert message["headers"]["task"] == "ingest.prune_ledger" and message["headers"]["id"] == body["task_id"]
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import redis
+from kombu.transport.redis import PRIORITY_STEPS as KOMBU_STEPS
 from prometheus_client import CollectorRegistry
 
+from services.core.priority import PRIORITY_SEP, priority_keys
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
-from services.exporter.queues import PRIORITY_SEP, QueueCollector, QueueProbe, priority_keys
+from services.exporter.queues import QueueCollector, QueueProbe
 from tests.unit.exporter.fakes import FakeRedis, celery_message
 
 QUEUES = ("ingest", "indicators", "signals")
@@ -30,14 +32,14 @@ def sample(registry, name, queue=None):
 
 
 def test_priority_keys_follow_kombus_naming():
-    assert priority_keys("signals") == ["signals", f"signals{PRIORITY_SEP}3", f"signals{PRIORITY_SEP}6",
-                                        f"signals{PRIORITY_SEP}9"]
-    assert priority_keys("signals") == ["signals", "signals\x06\x163", "signals\x06\x166", "signals\x06\x169"]
+    keys = priority_keys("signals", KOMBU_STEPS)
+    assert keys == ["signals", f"signals{PRIORITY_SEP}3", f"signals{PRIORITY_SEP}6", f"signals{PRIORITY_SEP}9"]
+    assert keys == ["signals", "signals\x06\x163", "signals\x06\x166", "signals\x06\x169"]
 
 
 def test_depth_sums_every_priority_sub_queue():
     client = FakeRedis()
-    for n, key in enumerate(priority_keys("signals")):
+    for n, key in enumerate(priority_keys("signals", KOMBU_STEPS)):
         client.lpush(key, *[celery_message(f"{key}-{i}") for i in range(n + 1)])
     client.lpush("ingest", celery_message("only-one", routing_key="ingest"))
     registry = registry_for(client)
