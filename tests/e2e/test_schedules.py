@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -13,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import API_TOKEN
 from tests.e2e.stack import ComposeStack, http
+from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -40,13 +40,7 @@ def start_times(stack: ComposeStack) -> dict[str, str]:
 
 
 def poll(what: str, probe, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"{what} not seen after {timeout:.0f} s")
+    return wait_until(probe, what, timeout, interval=1)
 
 
 def test_a_job_added_through_the_api_is_run_by_the_running_beat_without_a_restart(stack):

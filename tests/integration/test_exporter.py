@@ -29,6 +29,7 @@ from services.exporter.pipeline import QUERIES, PipelineCollector
 from services.exporter.service import Exporter
 from tests.unit.exporter.promql import dashboard_expressions, exposed_names, metric_names, rule_expressions
 from tests.utils.servers import free_port, wait_for_port
+from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -215,13 +216,7 @@ def test_a_slow_query_is_cancelled_by_the_statement_timeout(engine):
 
 
 def _wait_for(condition, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
+    return wait_until(condition, what, timeout)
 
 
 class Scrape:

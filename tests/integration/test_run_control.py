@@ -3,7 +3,6 @@ run later, lost runs found by the beat's minute job."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import pytest
@@ -15,6 +14,7 @@ from services.core.pipeline.runs import RunRequest
 from services.core.priority import PRIORITY_STEPS, priority_keys
 from tests.utils.broker import queued
 from tests.utils.stack import TOKEN, LocalStack, http
+from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +59,7 @@ def _status(stack, run_id: str) -> dict:
 
 def _until(condition, what: str, stack, timeout: float = 120.0):
     """Poll `condition` until it returns something truthy; fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not seen within {timeout}s; logs in {stack.logs}")
+    return wait_until(condition, what, timeout, interval=0.3, detail=lambda: f"logs in {stack.logs}")
 
 
 def _worker_logs(stack) -> str:

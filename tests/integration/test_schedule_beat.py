@@ -20,6 +20,7 @@ from services.core.pipeline.job_plan import DEFAULT_JOBS, seed_jobs
 from services.core.priority import broker_priority
 from tests.conftest import empty_database
 from tests.utils.broker import queued_messages
+from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,13 +68,7 @@ def beat(servers, redis_url, database_url, tmp_path):
 
 
 def wait_for(predicate, what: str, beat: Beat, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not seen after {timeout}s; beat log:\n{beat.logfile.read_text()[-3000:]}")
+    return wait_until(predicate, what, timeout, detail=lambda: "beat log:\n" + beat.logfile.read_text()[-3000:])
 
 
 def sent(client: redis.Redis, queue: str, task: str) -> list[dict]:
