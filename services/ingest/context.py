@@ -21,7 +21,8 @@ def build_context(settings: Settings, retry_clock: bool = True) -> IngestContext
     limiter = SharedRateLimiter(redis.Redis.from_url(settings.redis_url), settings.exchange,
                                 settings.exchange_rate_limit_per_s)
     source = CcxtSource(settings.exchange, settings.exchange_api_url, settings.exchange_timeout_ms,
-                        throttle=limiter.acquire, clock_recheck_s=settings.exchange_clock_recheck_s)
+                        throttle=limiter.acquire, clock_recheck_s=settings.exchange_clock_recheck_s,
+                        reserve=limiter.ahead)
     policy = RetryPolicy(settings.fetch_retries, settings.backoff_base_s, settings.backoff_max_s)
     return IngestContext(source=source, engine=engine_for(settings.database_url), policy=policy,
                          retry_clock=retry_clock)

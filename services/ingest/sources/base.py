@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 __all__ = ["SourceCapabilities", "CandleSource"]
@@ -42,3 +43,10 @@ class CandleSource(ABC):
         Raises RetryableSourceError for transient failures and PermanentSourceError
         for failures retrying cannot fix.
         """
+
+    def ahead(self, requests: int) -> AbstractContextManager:
+        """A scope in which about `requests` requests follow (a batch's concurrent fetches).
+
+        A source behind a shared rate limit reserves their slots together; by default nothing changes.
+        """
+        return nullcontext()

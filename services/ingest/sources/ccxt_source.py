@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import ccxt
 
@@ -35,7 +36,8 @@ class CcxtSource(CandleSource):
     """One ccxt exchange client; every request first takes a slot from the shared limiter."""
 
     def __init__(self, exchange_id: str, api_url: str | None = None, timeout_ms: int = 10_000,
-                 throttle: Callable[[], object] | None = None, clock_recheck_s: float = 60.0) -> None:
+                 throttle: Callable[[], object] | None = None, clock_recheck_s: float = 60.0,
+                 reserve: Callable[[int], AbstractContextManager] | None = None) -> None:
         if exchange_id not in ccxt.exchanges:
             raise PermanentSourceError(f"unknown ccxt exchange id {exchange_id!r}")
         klass = getattr(ccxt, exchange_id)
@@ -49,6 +51,7 @@ class CcxtSource(CandleSource):
         if api_url:
             point_ccxt_at(self._client, api_url)
         self._throttle = throttle or (lambda: None)
+        self._reserve = reserve or (lambda requests: nullcontext())
         self._markets_loaded = False
         self._markets_lock = threading.Lock()
         self._clock_offset_ms: int | None = None
@@ -68,6 +71,10 @@ class CcxtSource(CandleSource):
             if reload or not self._markets_loaded:
                 self._call(f"{self.name} load_markets", lambda: self._client.load_markets(reload=reload))
                 self._markets_loaded = True
+
+    def ahead(self, requests: int) -> AbstractContextManager:
+        """The throttle's scope for `requests` coming requests (e.g. SharedRateLimiter.ahead)."""
+        return self._reserve(requests)
 
     def now_ms(self) -> int:
         """The exchange's clock where it has one, else ours.
