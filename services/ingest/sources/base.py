@@ -17,6 +17,7 @@ class SourceCapabilities:
     full_history: bool = True       # False: only the latest `max_candles` bars are served
     since_inclusive: bool = True    # whether a bar opening exactly at `since` is returned
     options: dict = field(default_factory=dict)  # client options the source needs
+    reads_market_info: bool = False  # candle requests read each market's raw payload: keep it loaded
 
 
 class CandleSource(ABC):

@@ -13,6 +13,7 @@ import ccxt
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.ingest.sources.base import CandleSource
 from services.ingest.sources.capabilities import capabilities_for
+from services.ingest.sources.ccxt_markets import drop_market_payloads
 from services.ingest.sources.ccxt_urls import point_ccxt_at, reject_non_json_bodies
 
 __all__ = ["CcxtSource", "classify_ccxt_error"]
@@ -44,8 +45,13 @@ class CcxtSource(CandleSource):
         self.name = exchange_id
         self.capabilities = capabilities_for(exchange_id, getattr(klass, "features", None) or klass().features)
         # ccxt's own limiter is per instance; the shared Redis limiter replaces it.
+        # ccxt would also keep the last response's body and headers until the next request: after
+        # load_markets that is the whole market list as text (15 MB at 10,000 markets).
         self._client = klass({"enableRateLimit": False, "timeout": timeout_ms,
+                              "enableLastHttpResponse": False, "enableLastResponseHeaders": False,
                               "options": dict(self.capabilities.options)})
+        if not self.capabilities.reads_market_info:
+            drop_market_payloads(self._client)
         # For a 200 that is not JSON ccxt returns [] or rows made of the body's characters.
         reject_non_json_bodies(self._client)
         if api_url:
