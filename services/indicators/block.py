@@ -34,6 +34,15 @@ _BOLLINGER = slice(INDICATOR_COLUMNS.index("bb_upper"), INDICATOR_COLUMNS.index(
 # besides the columns themselves (see services/indicators/state.py).
 HIDDEN = ("macd_fast", "macd_slow", "rsi_gain", "rsi_movement", "plus_dm", "minus_dm", "di_range")
 
+# The strength columns' temporaries live in rows the trend columns write afterwards (each
+# temporary: its first row, rows): every row of a fresh block is zeroed by the kernel on first
+# touch, so a temporary of its own would be one more fresh array to pay for.
+_LENT = {
+    "rsi_moves": ("sma_fast", 2), "rsi_averages": ("ema_fast", 2),
+    "dm_moves": ("ema_trend", 2), "dm_averages": ("macd_signal", 2),
+    "true_range": ("bb_upper", 1), "dm_scratch": ("bb_middle", 1),
+}  # fmt: skip
+
 
 def first_regime_bar(params: IndicatorParams) -> int:
     """The first bar with a regime: when both the ADX and the EMA channel exist."""
@@ -56,7 +65,7 @@ def indicator_block(
     column = dict(zip(INDICATOR_COLUMNS, values, strict=True))
     at = None if snapshot_at is None else (np.arange(close.shape[0]), snapshot_at)
     hidden: dict[str, np.ndarray] | None = None if at is None else {}
-    _strength_columns(high, low, close, params, column, hidden, at)
+    _strength_columns(high, low, close, params, column, hidden, at, _lent_rows(values))
     _trend_columns(close, params, values, column, hidden, at)
     exponential_moving_average(high, params.channel, out=column["channel_high"])
     exponential_moving_average(low, params.channel, out=column["channel_low"])
@@ -68,21 +77,35 @@ def indicator_block(
     return values, codes, hidden
 
 
-def _strength_columns(high, low, close, params: IndicatorParams, column: dict, hidden: dict | None, at) -> None:
-    """RSI, ATR, +DI, -DI and ADX into their columns; their hidden averages at `at`, if asked."""
-    averages = rsi_averages(close, params.rsi)
+def _lent_rows(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Each _LENT temporary as a view of its rows of the block (one row: (instruments, bars))."""
+    lent = {}
+    for name, (first, rows) in _LENT.items():
+        start = INDICATOR_COLUMNS.index(first)
+        lent[name] = values[start] if rows == 1 else values[start : start + rows]
+    return lent
+
+
+def _strength_columns(
+    high, low, close, params: IndicatorParams, column: dict, hidden: dict | None, at, lent: dict
+) -> None:
+    """RSI, ATR, +DI, -DI and ADX into their columns; their hidden averages at `at`, if asked.
+
+    `lent`: scratch rows of the block (see _LENT), written over by the trend columns later.
+    """
+    averages = rsi_averages(close, params.rsi, moves=lent["rsi_moves"], out=lent["rsi_averages"])
     relative_strength_index(close, params.rsi, out=column["rsi"], averages=averages)
-    average_true_range(high, low, close, params.atr, out=column["atr"])
+    average_true_range(high, low, close, params.atr, out=column["atr"], ranges=lent["true_range"])
     # The DI's smoothed range is the ATR's when their periods agree (not smoothed twice).
     shared_range = column["atr"] if params.atr == params.adx else None
-    moves = directional_averages(high, low, params.adx)
+    moves = directional_averages(high, low, params.adx, moves=lent["dm_moves"], out=lent["dm_averages"])
     if hidden is not None:
         hidden["rsi_gain"], hidden["rsi_movement"] = averages[0][at], averages[1][at]
         hidden["plus_dm"], hidden["minus_dm"] = moves[0][at], moves[1][at]
         hidden["di_range"] = directional_range_at(high, low, close, params.adx, at[1], shared_range)
     directional_movement_index(
         high, low, close, params.adx, average_range=shared_range,
-        out=(column["plus_di"], column["minus_di"], column["adx"]), averages=moves,
+        out=(column["plus_di"], column["minus_di"], column["adx"]), averages=moves, scratch=lent["dm_scratch"],
     )  # fmt: skip
 
 

@@ -119,20 +119,34 @@ def relative_strength_index(
     return _percent(average_gain, average_movement, period, out=out)
 
 
-def rsi_averages(close: np.ndarray, period: int) -> np.ndarray:
-    """RSI's Wilder averages as one (2, rows, bars) array: of gains, and of |changes| (gains + losses)."""
+def rsi_averages(
+    close: np.ndarray, period: int, moves: np.ndarray | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """RSI's Wilder averages as one (2, rows, bars) array: of gains, and of |changes| (gains + losses).
+
+    `moves` (scratch) and `out`: C-contiguous (2, rows, bars) arrays to use instead of fresh ones.
+    """
     rows, bars = close.shape
     # Smoothing gains and |changes| (= gains + losses) gives the denominator directly.
-    moves = np.empty((2, rows, bars))
+    moves = np.empty((2, rows, bars)) if moves is None else moves
     gain, movement = moves
     gain[:, 0] = movement[:, 0] = 0.0
     change = np.subtract(close[:, 1:], close[:, :-1], out=movement[:, 1:])
     np.maximum(change, 0.0, out=gain[:, 1:])
     np.abs(change, out=change)
-    stacked = moves.reshape(2 * rows, bars)
+    stacked = _stacked(moves)
     seeds = _mean_of_bars(stacked, 1, period + 1)
-    averages = seeded_smoothing(stacked, period, seeds, 1.0 / period, overwrite_values=True)
+    averages = seeded_smoothing(stacked, period, seeds, 1.0 / period, out=_stacked(out), overwrite_values=True)
     return averages.reshape(2, rows, bars)
+
+
+def _stacked(pair: np.ndarray | None) -> np.ndarray | None:
+    """A (2, rows, bars) array as (2 * rows, bars), always a view (raises rather than copying)."""
+    if pair is None:
+        return None
+    view = pair.view()
+    view.shape = (-1, pair.shape[-1])
+    return view
 
 
 def _percent(numerator: np.ndarray, denominator: np.ndarray, start: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -164,10 +178,18 @@ def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, out: np.nda
 
 
 def average_true_range(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int, out: np.ndarray | None = None
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    period: int,
+    out: np.ndarray | None = None,
+    ranges: np.ndarray | None = None,
 ) -> np.ndarray:
-    """TA_ATR: Wilder smoothing of the true range seeded with the mean of TR[1..period]."""
-    ranges = true_range(high, low, close)
+    """TA_ATR: Wilder smoothing of the true range seeded with the mean of TR[1..period].
+
+    `ranges`: a (rows, bars) scratch array for the true ranges instead of a fresh one.
+    """
+    ranges = true_range(high, low, close, out=ranges)
     seed = _mean_of_bars(ranges, 1, period + 1)
     return seeded_smoothing(ranges, period, seed, 1.0 / period, out=out, overwrite_values=True)
 
@@ -180,6 +202,7 @@ def directional_movement_index(
     average_range: np.ndarray | None = None,
     out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     averages: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """TA_PLUS_DI, TA_MINUS_DI and TA_ADX as (plus_di, minus_di, adx).
 
@@ -190,11 +213,11 @@ def directional_movement_index(
     scale-dependent 1e-8 cut-off). `average_range`, the ATR over the same period
     if already computed, saves smoothing the true range a second time;
     `averages`, directional_averages(high, low, period) if already at hand (it is
-    overwritten).
+    overwritten); `scratch`, a (rows, bars) array for the range factor and the DX.
     """
     plus_di, minus_di, adx = out if out is not None else (np.empty_like(high) for _ in range(3))
     smoothed_plus, smoothed_minus = directional_averages(high, low, period) if averages is None else averages
-    per_range = _percent_per_range(high, low, close, period, average_range)
+    per_range = _percent_per_range(high, low, close, period, average_range, out=scratch)
     np.multiply(smoothed_plus, per_range, out=plus_di)
     np.multiply(smoothed_minus, per_range, out=minus_di)
     plus_di[:, :period] = minus_di[:, :period] = np.nan
@@ -208,18 +231,21 @@ def directional_movement_index(
     return plus_di, minus_di, adx
 
 
-def directional_averages(high: np.ndarray, low: np.ndarray, period: int) -> np.ndarray:
+def directional_averages(
+    high: np.ndarray, low: np.ndarray, period: int, moves: np.ndarray | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """Wilder averages of +DM and -DM as one (2, rows, bars) array, first at bar period-1.
 
     TA-Lib's running *sums* divided by `period` are these averages, so the seed is
-    the sum of the first period-1 moves over `period`.
+    the sum of the first period-1 moves over `period`. `moves` (scratch) and `out`:
+    C-contiguous (2, rows, bars) arrays to use instead of fresh ones.
     """
     rows, bars = high.shape
-    moves = np.empty((2, rows, bars))
+    moves = np.empty((2, rows, bars)) if moves is None else moves
     _directional_moves(high, low, *moves)
-    stacked = moves.reshape(2 * rows, bars)
+    stacked = _stacked(moves)
     seeds = stacked[:, 1:period].sum(axis=1) / period
-    smoothed = seeded_smoothing(stacked, period - 1, seeds, 1.0 / period, overwrite_values=True)
+    smoothed = seeded_smoothing(stacked, period - 1, seeds, 1.0 / period, out=_stacked(out), overwrite_values=True)
     return smoothed.reshape(2, rows, bars)
 
 
@@ -255,7 +281,12 @@ def _first_directional_range(high: np.ndarray, low: np.ndarray, close: np.ndarra
 
 
 def _percent_per_range(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int, average_range: np.ndarray | None
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    period: int,
+    average_range: np.ndarray | None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """100 / TA-Lib's smoothed true range for the DI, from bar `period` on (0 where the range is 0).
 
@@ -267,7 +298,7 @@ def _percent_per_range(
     rows, bars = high.shape
     alpha = 1.0 / period
     decay = 1.0 - alpha
-    result = np.empty((rows, bars))
+    result = np.empty((rows, bars)) if out is None else out
     result[:, :period] = np.nan
     if period >= bars:
         return result

@@ -205,7 +205,7 @@ def sync_batch(ctx: IngestContext, symbols: list[str], timeframe: str, lookback_
 
     Each fetches from the bar after its newest stored closed candle up to the open bar.
     The windows are downloaded by `concurrency` threads (INGEST_FETCH_THREADS) (every request still takes its
-    slot from the shared rate limit), then all of them are stored in one transaction.
+    slot from the shared rate limit, reserved several per round trip), then all of them are stored in one transaction.
     An unreadable exchange clock or a database error raises for the whole batch.
     """
     tf = Timeframe.parse(timeframe)
@@ -229,7 +229,9 @@ def sync_batch(ctx: IngestContext, symbols: list[str], timeframe: str, lookback_
             since_ms = gone.end_ms
         windows = plan_windows(since_ms, align_down(now_ms, tf) + tf.ms, tf, ctx.source.capabilities.max_candles)
         jobs += [(symbol, start_ms, end_ms) for start_ms, end_ms in windows]
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs))), thread_name_prefix="fetch") as pool:
+    # One request per window: announced, so a shared limiter reserves their slots a few at a time.
+    with ctx.source.ahead(len(jobs)), \
+            ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs))), thread_name_prefix="fetch") as pool:
         fetched = list(pool.map(lambda job: download_window(ctx, ids[job[0]], job[0], tf, job[1], job[2], now_ms),
                                 jobs))
     with ctx.engine.begin() as conn:

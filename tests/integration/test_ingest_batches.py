@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
 from services.core.exceptions import PermanentSourceError
 from services.core.timeparse import parse_instant_ms
@@ -68,3 +69,23 @@ def test_a_batch_after_the_clock_advances_fetches_only_the_new_bars_of_each_inst
     outcomes = sync_batch(ctx, LISTED, "1h", lookback_bars=24, concurrency=4)
     assert {symbol: report.candles for symbol, report in outcomes.items()} == dict.fromkeys(LISTED, 4)
     assert [row[1] for row in table_rows(engine, COUNTS_SQL)] == [28] * len(LISTED)
+
+
+def test_a_batch_takes_its_rate_limit_slots_in_a_few_round_trips_not_one_per_request(sim, ctx, engine, redis_url):
+    client = redis.Redis.from_url(redis_url)
+    sync_batch(ctx, LISTED, "1h", lookback_bars=48, concurrency=4)  # loads the markets, reads the clock
+    sim[1].advance(3 * 3600)
+    before = client.info("commandstats")["cmdstat_evalsha"]["calls"]
+    outcomes = sync_batch(ctx, LISTED, "1h", lookback_bars=48, concurrency=4)
+    calls = client.info("commandstats")["cmdstat_evalsha"]["calls"] - before
+    assert {symbol: report.candles for symbol, report in outcomes.items()} == dict.fromkeys(LISTED, 4)
+    # Four fetches and one clock read: one reservation for the clock, one for the batch's four.
+    assert calls == 2
+
+
+def test_the_loaded_market_list_keeps_no_raw_payload_and_still_serves_candles(sim, ctx, engine):
+    outcomes = sync_batch(ctx, ["BTC/USD"], "1h", lookback_bars=2, concurrency=1)
+    markets = ctx.source._client.markets
+    assert markets["BTC/USD"]["id"] == "BTCUSD" and markets["BTC/USD"]["spot"] is True
+    assert all(market["info"] == {} for market in markets.values())
+    assert outcomes["BTC/USD"].candles == 3

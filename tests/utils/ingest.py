@@ -24,7 +24,8 @@ def sim_context(base_url: str, engine: Engine, redis_url: str, timeout_ms: int =
     """The production ingest path (ccxt binance client, Redis limiter) aimed at the simulator."""
     limiter = SharedRateLimiter(redis.Redis.from_url(redis_url), "binance", rate_per_s=1000)
     # The simulator's clock jumps when a test advances it: read it on every sync.
-    source = CcxtSource("binance", base_url, timeout_ms, throttle=limiter.acquire, clock_recheck_s=0)
+    source = CcxtSource("binance", base_url, timeout_ms, throttle=limiter.acquire, clock_recheck_s=0,
+                        reserve=limiter.ahead)
     return IngestContext(source=source, engine=engine, policy=policy)
 
 

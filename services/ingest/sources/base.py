@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 __all__ = ["SourceCapabilities", "CandleSource"]
@@ -16,6 +17,7 @@ class SourceCapabilities:
     full_history: bool = True       # False: only the latest `max_candles` bars are served
     since_inclusive: bool = True    # whether a bar opening exactly at `since` is returned
     options: dict = field(default_factory=dict)  # client options the source needs
+    reads_market_info: bool = False  # candle requests read each market's raw payload: keep it loaded
 
 
 class CandleSource(ABC):
@@ -42,3 +44,10 @@ class CandleSource(ABC):
         Raises RetryableSourceError for transient failures and PermanentSourceError
         for failures retrying cannot fix.
         """
+
+    def ahead(self, requests: int) -> AbstractContextManager:
+        """A scope in which about `requests` requests follow (a batch's concurrent fetches).
+
+        A source behind a shared rate limit reserves their slots together; by default nothing changes.
+        """
+        return nullcontext()

@@ -14,6 +14,12 @@ _OVERRIDES: dict[str, dict] = {
     # Loading margin/futures markets needs API keys and extra hosts; candles need spot only.
     "binance": {"options": {"fetchMarkets": {"types": ["spot"]}}},
     "binanceus": {"options": {"fetchMarkets": {"types": ["spot"]}}},
+    # Their fetch_ohlcv reads the market's raw payload (ccxt 4.5; tests/unit/ingest/test_sources.py
+    # checks this list against ccxt's source), so it is not dropped after loading for them.
+    "coinbaseinternational": {"reads_market_info": True},
+    "delta": {"reads_market_info": True},
+    "okx": {"reads_market_info": True},
+    "toobit": {"reads_market_info": True},
 }
 
 

@@ -6,12 +6,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import ccxt
 
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.ingest.sources.base import CandleSource
 from services.ingest.sources.capabilities import capabilities_for
+from services.ingest.sources.ccxt_markets import drop_market_payloads
 from services.ingest.sources.ccxt_urls import point_ccxt_at, reject_non_json_bodies
 
 __all__ = ["CcxtSource", "classify_ccxt_error"]
@@ -35,20 +37,27 @@ class CcxtSource(CandleSource):
     """One ccxt exchange client; every request first takes a slot from the shared limiter."""
 
     def __init__(self, exchange_id: str, api_url: str | None = None, timeout_ms: int = 10_000,
-                 throttle: Callable[[], object] | None = None, clock_recheck_s: float = 60.0) -> None:
+                 throttle: Callable[[], object] | None = None, clock_recheck_s: float = 60.0,
+                 reserve: Callable[[int], AbstractContextManager] | None = None) -> None:
         if exchange_id not in ccxt.exchanges:
             raise PermanentSourceError(f"unknown ccxt exchange id {exchange_id!r}")
         klass = getattr(ccxt, exchange_id)
         self.name = exchange_id
         self.capabilities = capabilities_for(exchange_id, getattr(klass, "features", None) or klass().features)
         # ccxt's own limiter is per instance; the shared Redis limiter replaces it.
+        # ccxt would also keep the last response's body and headers until the next request: after
+        # load_markets that is the whole market list as text (15 MB at 10,000 markets).
         self._client = klass({"enableRateLimit": False, "timeout": timeout_ms,
+                              "enableLastHttpResponse": False, "enableLastResponseHeaders": False,
                               "options": dict(self.capabilities.options)})
+        if not self.capabilities.reads_market_info:
+            drop_market_payloads(self._client)
         # For a 200 that is not JSON ccxt returns [] or rows made of the body's characters.
         reject_non_json_bodies(self._client)
         if api_url:
             point_ccxt_at(self._client, api_url)
         self._throttle = throttle or (lambda: None)
+        self._reserve = reserve or (lambda requests: nullcontext())
         self._markets_loaded = False
         self._markets_lock = threading.Lock()
         self._clock_offset_ms: int | None = None
@@ -68,6 +77,10 @@ class CcxtSource(CandleSource):
             if reload or not self._markets_loaded:
                 self._call(f"{self.name} load_markets", lambda: self._client.load_markets(reload=reload))
                 self._markets_loaded = True
+
+    def ahead(self, requests: int) -> AbstractContextManager:
+        """The throttle's scope for `requests` coming requests (e.g. SharedRateLimiter.ahead)."""
+        return self._reserve(requests)
 
     def now_ms(self) -> int:
         """The exchange's clock where it has one, else ours.

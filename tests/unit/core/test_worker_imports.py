@@ -13,8 +13,9 @@ from services.core.exchange_ids import ccxt_exchange_ids
 
 _REPO = Path(__file__).resolve().parents[3]
 # Per worker queue, the heavy libraries its start must not load: ccxt (about 67 MB a process) only
-# ingest fetches with; pandas (about 40 MB) only the analysis stages frame data with.
-_NOT_LOADED = {"ingest": ("pandas",), "indicators": ("ccxt",), "signals": ("ccxt",)}
+# ingest fetches with, and ingest's pool child imports it on its first task; pandas (about 40 MB)
+# only the analysis stages frame data with.
+_NOT_LOADED = {"ingest": ("pandas", "ccxt"), "indicators": ("ccxt",), "signals": ("ccxt",)}
 
 
 @pytest.mark.parametrize("queue", sorted(_NOT_LOADED))
