@@ -117,6 +117,15 @@ def timed(engine, batches: list, write: Callable) -> tuple[float, int]:
     return time.perf_counter() - started, written
 
 
+def new_then_conflicting(engine, batches: list, upsert: Callable, total: int) -> tuple[float, float]:
+    """Seconds for an upsert path to write every row into an empty table, then the same rows again."""
+    seconds_new, written = timed(engine, batches, lambda conn, rows: upsert(conn, TIMEFRAME, rows))
+    assert written == total, (written, total)
+    seconds_again, written = timed(engine, batches, lambda conn, rows: upsert(conn, TIMEFRAME, rows))
+    assert written == 0, written
+    return seconds_new, seconds_again
+
+
 def copy_write(conn, buffer: bytes, options: str = "") -> int:
     cursor = conn.connection.dbapi_connection.cursor()
     try:
@@ -165,21 +174,12 @@ def main() -> None:
                 seconds, copied = timed(engine, binaries, lambda conn, data: copy_write(conn, data, " (FORMAT binary)"))
                 assert copied == total, (copied, total)
                 phases["copy binary"].append(seconds)
-            empty(engine)
-            seconds, written = timed(engine, batches, lambda conn, rows: upsert_candle_batch(conn, TIMEFRAME, rows))
-            assert written == total, (written, total)
-            phases["new"].append(seconds)
-            seconds, written = timed(engine, batches, lambda conn, rows: upsert_candle_batch(conn, TIMEFRAME, rows))
-            assert written == 0, written
-            phases["conflicting"].append(seconds)
-            if not args.no_textbook:
+            paths = [("", upsert_candle_batch)] + ([] if args.no_textbook else [("textbook ", textbook)])
+            for prefix, upsert in paths:
                 empty(engine)
-                seconds, written = timed(engine, batches, lambda conn, rows: textbook(conn, TIMEFRAME, rows))
-                assert written == total, (written, total)
-                phases["textbook new"].append(seconds)
-                seconds, written = timed(engine, batches, lambda conn, rows: textbook(conn, TIMEFRAME, rows))
-                assert written == 0, written
-                phases["textbook conflicting"].append(seconds)
+                new, again = new_then_conflicting(engine, batches, upsert, total)
+                phases[f"{prefix}new"].append(new)
+                phases[f"{prefix}conflicting"].append(again)
         engine.dispose()
 
     print(f"{args.calls} calls × {args.instruments} instruments × {args.bars} bars = {total} rows per phase, "

@@ -1,4 +1,4 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, run-local, exchange-sim."""
+"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, check-secrets, run-local."""
 
 from __future__ import annotations
 

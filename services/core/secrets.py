@@ -31,7 +31,7 @@ def weakness(value: str | None) -> str | None:
     if len(value) < MIN_SECRET_LENGTH:
         return f"is {len(value)} characters long; at least {MIN_SECRET_LENGTH} are required"
     if len(set(value)) < 4:
-        return "repeats too few characters to be guessed slowly"
+        return "uses fewer than 4 distinct characters"
     return None
 
 

@@ -11,14 +11,13 @@ import redis
 from sqlalchemy import text
 
 from tests.utils.broker import queued
+from tests.utils.rows import STAGE_ROWS, one_row
 from tests.utils.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
 SYMBOLS = ["BTC/USD", "ETH/USD", "SOL/USD"]
 SIM_NOW = "2024-03-01T00:30:00Z"
-COUNTS = """SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM indicator_values),
-                   (SELECT count(*) FROM signals), (SELECT count(DISTINCT instrument_id) FROM signals)"""
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +27,7 @@ def stack(fresh_servers):
 
 
 def _counts(database_url):
-    from sqlalchemy import create_engine
-
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return tuple(conn.execute(text(COUNTS)).one())
-    finally:
-        engine.dispose()
+    return one_row(database_url, STAGE_ROWS)
 
 
 def test_a_triggered_run_for_three_instruments_succeeds_with_per_stage_results(stack, database_url):

@@ -7,12 +7,12 @@ from datetime import datetime
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 
 from services.cli.procfile import ProcessSpec
 from services.core.pipeline.runs import RunRequest
 from services.core.priority import PRIORITY_STEPS, priority_keys
 from tests.utils.broker import queued
+from tests.utils.rows import STAGE_ROWS, one_row
 from tests.utils.stack import TOKEN, LocalStack, http
 from tests.utils.waiting import wait_until
 
@@ -22,8 +22,6 @@ SYMBOLS = ["BTC/USD", "ETH/USD", "SOL/USD"]
 LABELS = [f"{symbol} 1h" for symbol in SYMBOLS]
 SIM_NOW = "2024-03-01T00:30:00Z"
 WORKERS = ("worker-ingest", "worker-indicators", "worker-signals")
-COUNTS = ("SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM indicator_values), "
-          "(SELECT count(*) FROM signals)")
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +41,8 @@ def broker(redis_url):
 
 
 def _counts(database_url) -> tuple[int, int, int]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return tuple(conn.execute(text(COUNTS)).one())
-    finally:
-        engine.dispose()
+    """Candles, indicator values and signals stored."""
+    return one_row(database_url, STAGE_ROWS)[:3]
 
 
 def _status(stack, run_id: str) -> dict:

@@ -10,13 +10,9 @@ import pytest
 from services.core.pipeline.runs import KINDS
 from tests.integration.api.conftest import AUTH
 from tests.integration.api.rows import add_run
-from tests.utils.broker import queued_messages as pipeline_messages
+from tests.utils.broker import queued_messages
 
 pytestmark = pytest.mark.integration
-
-
-def queued_messages(broker) -> list[dict]:
-    return pipeline_messages(broker, "pipeline")
 
 
 def test_a_run_is_queued_with_202_its_id_and_where_to_poll(client):
@@ -31,7 +27,7 @@ def test_a_run_is_queued_with_202_its_id_and_where_to_poll(client):
 def test_the_run_is_a_pipeline_start_message_on_the_pipeline_list(client, broker):
     response = client.post("/api/manual-update/?task=ohlc&symbol=BTC/USD&timeframe=1h", headers=AUTH)
     task_id = response.get_json()["task_id"]
-    messages = queued_messages(broker)
+    messages = queued_messages(broker, "pipeline")
     assert len(messages) == 1
     message = messages[0]
     assert message["headers"]["task"] == "pipeline.start"
@@ -47,13 +43,13 @@ def test_a_second_identical_request_returns_the_running_runs_id_marked_duplicate
     assert second.status_code == 200
     assert second.get_json()["task_id"] == first["task_id"]
     assert second.get_json()["duplicate"] is True and "already running" in second.get_json()["message"]
-    assert len(queued_messages(broker)) == 1
+    assert len(queued_messages(broker, "pipeline")) == 1
 
 
 def test_a_different_scope_is_a_different_run(client, broker):
     first = client.post("/api/manual-update/?task=signals&symbol=ETH/USD", headers=AUTH).get_json()
     second = client.post("/api/manual-update/?task=signals&symbol=BTC/USD", headers=AUTH).get_json()
-    assert first["task_id"] != second["task_id"] and len(queued_messages(broker)) == 2
+    assert first["task_id"] != second["task_id"] and len(queued_messages(broker, "pipeline")) == 2
 
 
 def test_the_route_works_without_the_trailing_slash(client):
@@ -66,7 +62,7 @@ def test_an_unknown_task_type_is_refused_listing_the_valid_ones(client, broker):
     body = response.get_json()
     assert body["parameter"] == "task"
     assert all(kind in body["message"] for kind in KINDS)
-    assert queued_messages(broker) == []
+    assert queued_messages(broker, "pipeline") == []
 
 
 def test_a_missing_task_is_refused_listing_the_valid_ones(client):
@@ -93,7 +89,7 @@ def test_a_malformed_parameter_is_refused_naming_it(client, broker, query, param
     assert response.status_code == 400
     body = response.get_json()
     assert body["status"] == "error" and body["parameter"] == parameter and body["message"]
-    assert queued_messages(broker) == []
+    assert queued_messages(broker, "pipeline") == []
 
 
 def test_a_queued_run_reports_pending(client):
