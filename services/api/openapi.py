@@ -13,6 +13,7 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from services.api.auth import is_guarded
+from services.api.instruments_openapi import INSTRUMENT_OPERATIONS, INSTRUMENT_SCHEMAS
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.api.routes.deps import EXTENSION_KEY
 from services.api.schedules_openapi import SCHEDULE_OPERATIONS, SCHEDULE_SCHEMAS, SCHEDULE_TAG
@@ -61,7 +62,8 @@ _SCHEMAS = {
             "status": {"type": "string", "enum": ["success"]}, "message": _STRING,
             "task_id": {"type": "string", "description": "The run id; poll it at GET /api/manual-update/"},
             "task_type": {"type": "string", "enum": list(KINDS)},
-            "scope": {"type": "object", "additionalProperties": _STRING},
+            "scope": {"type": "object", "description": "symbol, timeframe, since, until (strings); days, hours, "
+                                                       "bars (integers)"},
             "duplicate": {"type": "boolean", "description": "true: an identical run was already running"},
             "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "9 most urgent"},
             "scheduled_for": {"type": "string", "format": "date-time",
@@ -95,12 +97,6 @@ _SCHEMAS = {
             "cancelled_by": {"type": "string", "description": "CANCELLED only: api-token or cli"},
             "cancelled_at": _TIMESTAMP,
         },
-    },
-    "Instrument": {
-        "type": "object",
-        "properties": {"id": {"type": "integer"}, "exchange": _STRING, "symbol": _STRING,
-                       "timeframes": {"type": "array", "items": _STRING}, "active": {"type": "boolean"},
-                       "created_at": _TIMESTAMP},
     },
     "Candle": {
         "type": "object",
@@ -145,6 +141,7 @@ _SCHEMAS = {
         "allOf": [_ref("Error"), {"type": "object", "properties": {"checks": {"type": "object"}}}],
     },
     **SCHEDULE_SCHEMAS,
+    **INSTRUMENT_SCHEMAS,
 }
 
 # Per endpoint (blueprint.view): what the url_map cannot say. 400 and 401 are added from the view itself.
@@ -162,11 +159,6 @@ _OPERATIONS: dict[str, dict] = {
         "summary": "A run's status", "operationId": "getManualUpdateStatus", "tags": ["runs"],
         "responses": {"200": _json("The run's state and per-instrument stage results.", _ref("RunStatus")),
                       "404": _json("No run with this id.", _ref("Error")), "503": _UNAVAILABLE},
-    },
-    "read.list_instruments": {
-        "summary": "Instruments", "operationId": "listInstruments", "tags": ["data"],
-        "responses": {"200": _json("All instruments, by exchange and symbol.", _list_of("instruments", "Instrument")),
-                      "503": _UNAVAILABLE},
     },
     "read.list_candles": {
         "summary": "Candles of one symbol and timeframe", "operationId": "listCandles", "tags": ["data"],
@@ -221,6 +213,7 @@ _OPERATIONS: dict[str, dict] = {
                               "content": {"text/plain": {"schema": _STRING}}}},
     },
     **SCHEDULE_OPERATIONS,
+    **INSTRUMENT_OPERATIONS,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.core.pipeline.jobs import MAINTENANCE_TASKS, MAX_EVERY_S, MIN_EVERY_S, SOURCES
 from services.core.pipeline.runs import KINDS
+from services.core.pipeline.scopes import RELATIVE_LIMITS
 from services.core.store.schedule_changes import ACTIONS
 
 __all__ = ["SCHEDULE_OPERATIONS", "SCHEDULE_SCHEMAS", "SCHEDULE_TAG"]
@@ -34,8 +35,11 @@ _UNAVAILABLE = _json("Redis or Postgres is unavailable.", _ERROR)
 
 # The fields an operator sets; a read adds SCHEDULE_READ's.
 _FIELDS = {
-    "scope": {"type": "object", "description": "The run's scope: the trigger's symbol, timeframe, since, until",
-              "properties": {"symbol": _STRING, "timeframe": _STRING, "since": _STRING, "until": _STRING},
+    "scope": {"type": "object", "description": "The run's scope: the trigger's symbol and timeframe (comma lists), "
+                                               "since, until, or days, hours or bars (resolved as each run starts)",
+              "properties": {"symbol": _STRING, "timeframe": _STRING, "since": _STRING, "until": _STRING,
+                             **{name: {"type": "integer", "minimum": 1, "maximum": limit}
+                                for name, limit in RELATIVE_LIMITS.items()}},
               "additionalProperties": False},
     "cron": {"type": "string", "description": "minute hour day month weekday, in `timezone`", "example": "5 * * * *"},
     "every": {"type": "integer", "minimum": MIN_EVERY_S, "maximum": MAX_EVERY_S,

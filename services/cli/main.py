@@ -1,4 +1,5 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, check-secrets, run-local."""
+"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, instruments, markets,
+check-secrets, run-local."""
 
 from __future__ import annotations
 
@@ -7,22 +8,37 @@ import logging
 import os
 import sys
 
+from services.cli.instruments import register_universe_commands
 from services.cli.runs import add_runs_parser, runs_command
 from services.cli.schedules import register_schedule_commands
 from services.core.config import get_settings
 from services.core.exceptions import CandleflowError, ConfigurationError
 from services.core.logging import configure_logging
+from services.core.store.universe import UniverseError
 
 __all__ = ["main"]
 
 log = logging.getLogger("candleflow")
 
 
+def _seed_universe(settings) -> list[str]:
+    """SYMBOLS × TIMEFRAMES into the universe where missing (an instrument already there is left as it is)."""
+    from services.core.db import engine_for
+    from services.core.store.instruments import seed_instruments
+
+    with engine_for(settings.database_url).begin() as conn:
+        return seed_instruments(conn, settings.exchange, settings.symbols, settings.timeframes)
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from services.core.migrate import upgrade_database
 
-    upgrade_database(get_settings().database_url, args.revision)
+    settings = get_settings()
+    upgrade_database(settings.database_url, args.revision)
     print(f"database at {args.revision}")
+    if args.revision == "head":
+        added = _seed_universe(settings)
+        print(f"universe: added {', '.join(added)} from SYMBOLS" if added else "universe: SYMBOLS all present")
     return 0
 
 
@@ -59,14 +75,17 @@ def _backfill(args: argparse.Namespace) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     from services.core.exceptions import PermanentSourceError
+    from services.core.store.instruments import active_universe
     from services.ingest.context import build_context
     from services.ingest.fetching import sync_instrument
 
     settings = get_settings()
     ctx = build_context(settings)
+    with ctx.engine.connect() as conn:
+        universe = active_universe(conn, settings.exchange)
     failures = 0
-    for symbol in args.symbol or settings.symbols:
-        for timeframe in args.timeframe or settings.timeframes:
+    for symbol in args.symbol or universe:
+        for timeframe in args.timeframe or universe.get(symbol) or settings.timeframes:
             try:
                 report = sync_instrument(ctx, symbol, timeframe, settings.sync_lookback_bars)
             except PermanentSourceError as exc:
@@ -125,6 +144,7 @@ def _run_local(args: argparse.Namespace) -> int:
         print(f"run-local: no EXCHANGE or EXCHANGE_API_URL set, so the workers use the demo exchange "
               f"(exchange-sim) at {env['EXCHANGE_API_URL']}", flush=True)
     upgrade_database(settings.database_url)
+    _seed_universe(settings)
     return run_procfile(specs, env, cwd=procfile.parent)
 
 
@@ -151,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--until", help="ISO date/time (UTC) or epoch ms; default now")
     backfill.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sync = commands.add_parser("sync", help="bring every configured instrument up to date")
+    sync = commands.add_parser("sync", help="bring every active instrument up to date, in this process")
     sync.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
     sync.add_argument("--timeframe", action="append", help="only this timeframe (repeatable)")
 
@@ -171,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("exchange-sim", help="run the offline exchange simulator (see --help after it)",
                         add_help=False)
     register_schedule_commands(commands)
+    register_universe_commands(commands)
     return parser
 
 
@@ -189,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair, "run-local": _run_local,
             "check-secrets": _check_secrets, "runs": runs_command}[args.command]
         return handler(args)
-    except (ConfigurationError, ValueError) as exc:
+    except (ConfigurationError, ValueError, UniverseError) as exc:  # the request itself is wrong
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)
         return 2
     except CandleflowError as exc:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.core.auto_add import AutoAddRule, parse_auto_add
 from services.core.exceptions import ConfigurationError
 from services.core.exchange_ids import ccxt_exchange_ids
 from services.core.secrets import url_password, weakness
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     # An unfinished run quiet this long (no stage recorded, its start time passed) is checked for
     # messages in the broker each minute; none found, it is failed as lost and its lock freed.
     lost_run_after_s: int = Field(300, ge=60)
+    # Markets the daily market sync adds to the universe by itself, e.g. "quote=USDT,type=spot"; empty: none.
+    markets_auto_add: str = ""
     # Instruments per stage task: large enough that Celery's per-task cost fades, small enough
     # that a batch's sync stays well inside TASK_TIME_LIMIT_S at the exchange's rate limit.
     pipeline_batch_size: int = Field(50, gt=0, le=1000)
@@ -114,6 +117,17 @@ class Settings(BaseSettings):
         for timeframe in value:
             Timeframe.parse(timeframe)
         return value
+
+    @field_validator("markets_auto_add")
+    @classmethod
+    def _auto_add_rule(cls, value: str) -> str:
+        parse_auto_add(value)  # its ValueError names what is wrong
+        return value
+
+    @property
+    def auto_add_rule(self) -> AutoAddRule | None:
+        """MARKETS_AUTO_ADD as a rule, or None."""
+        return parse_auto_add(self.markets_auto_add)
 
     @field_validator("timezone")
     @classmethod

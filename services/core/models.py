@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Base",
     "Instrument",
+    "Market",
     "Candle",
     "FetchWindow",
     "RejectedCandle",
@@ -71,7 +72,30 @@ class Instrument(Base):
     symbol: Mapped[str] = mapped_column(String(64))
     timeframes: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # config (SYMBOLS at migrate), api, cli, market-sync, or ingest (registered before the universe existed).
+    source: Mapped[str] = mapped_column(String(16), server_default="ingest")
+    market_gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Market(Base):
+    """One market the exchange lists, as its last market sync saw it."""
+
+    __tablename__ = "markets"
+    __table_args__ = (Index("ix_markets_exchange_quote", "exchange", "quote"),)
+
+    exchange: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    market_id: Mapped[str] = mapped_column(String(64))
+    base: Mapped[str] = mapped_column(String(32))
+    quote: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool | None] = mapped_column(Boolean)
+    precision: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Candle(_PerBar, Base):

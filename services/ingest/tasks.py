@@ -9,12 +9,13 @@ from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.exceptions import RetryableSourceError, SourceError
 from services.core.pipeline.chain import per_instrument, register_stage
+from services.core.store.instruments import active_universe
 from services.core.timeparse import parse_instant_ms
-from services.ingest import fetching, store
+from services.ingest import fetching, market_sync, store
 from services.ingest.context import worker_context
 
-__all__ = ["sync_instrument", "sync_all", "backfill_range", "repair_failed_windows", "ohlc_stage", "backfill_stage",
-           "prune_ledger"]
+__all__ = ["sync_instrument", "sync_all", "sync_markets_task", "backfill_range", "repair_failed_windows",
+           "ohlc_stage", "backfill_stage", "prune_ledger"]
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,19 @@ def sync_instrument(symbol: str, timeframe: str) -> dict:
 
 @app.task(name="ingest.sync_all")
 def sync_all() -> list[str]:
-    """Queue a sync of every configured symbol and timeframe; returns their task ids."""
+    """Queue a sync of every active instrument in each of its timeframes; returns their task ids."""
+    with get_engine().connect() as conn:
+        universe = active_universe(conn, get_settings().exchange)
+    return [sync_instrument.delay(symbol, timeframe).id
+            for symbol, timeframes in universe.items() for timeframe in timeframes]
+
+
+@app.task(name="ingest.sync_markets", **_RETRY)
+def sync_markets_task() -> dict:
+    """Record the exchange's market list; retire instruments it no longer lists, add what MARKETS_AUTO_ADD names."""
     settings = get_settings()
-    return [
-        sync_instrument.delay(symbol, timeframe).id
-        for symbol in settings.symbols for timeframe in settings.timeframes
-    ]
+    ctx = worker_context()
+    return market_sync.sync_markets(ctx.source, ctx.engine, settings.auto_add_rule, settings.timeframes).as_dict()
 
 
 @app.task(name="ingest.backfill", **_RETRY)

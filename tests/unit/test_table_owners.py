@@ -25,6 +25,7 @@ OWNERS = {
     "levels": "indicators/analysis.py",
     "signals": "signals/generation.py",
     "schedule_changes": "core/store/schedule_changes.py",
+    "markets": "core/store/markets.py",
 }
 _WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+([a-z_]+)\b"
                     r"|copy_upsert\(\s*\w+,\s*\"([a-z_]+)\"")

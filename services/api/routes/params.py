@@ -12,17 +12,19 @@ from pydantic_core import PydanticCustomError
 from services.api.query import QueryModel, pattern
 from services.core.config import SYMBOL_RE  # filters accept what can be configured
 from services.core.pipeline.runs import KINDS, MAX_DELAY_S, RUN_STATES, RunRequest, start_time, validate_request
+from services.core.pipeline.scopes import RELATIVE_LIMITS
 from services.core.priority import DEFAULT_PRIORITY, PRIORITIES
 from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant
 
-__all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "CandlesQuery", "SignalsQuery", "RunsQuery",
-           "ScheduleHistoryQuery"]
+__all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "MarketsQuery", "CandlesQuery", "SignalsQuery",
+           "RunsQuery", "ScheduleHistoryQuery"]
 
 # (default, maximum) rows per response: enough for a chart, small enough to stay one quick query.
 CANDLE_LIMIT = (500, 5000)
 SIGNAL_LIMIT = (100, 5000)
 RUN_LIMIT = (50, 500)
+MARKET_LIMIT = (1000, 10000)
 SCHEDULE_HISTORY_LIMIT = (100, 1000)
 
 _INSTANT_SCHEMA = {"type": "string", "description": "ISO 8601 (UTC unless an offset is given) or epoch milliseconds",
@@ -81,6 +83,7 @@ def _limit(default_max: tuple[int, int]) -> Any:
 
 
 Symbol = pattern(SYMBOL_RE.pattern, "BASE/QUOTE in capitals, e.g. BTC/USD")
+Asset = pattern(r"^[A-Z0-9]{2,15}$", "a currency code in capitals, e.g. USD")
 # An identifier (strategy, exchange, task id): a restricted alphabet keeps NULs and junk out of SQL.
 Name = pattern(r"^[A-Za-z0-9_.:-]{1,64}$", "letters, digits, '_', '.', ':' or '-' (at most 64)")
 # A timeframe as a query names it: the text, checked by core's Timeframe.
@@ -101,15 +104,30 @@ RunState = Annotated[Literal[RUN_STATES], BeforeValidator(lambda value: value.up
 RunKind = Literal[KINDS]
 
 
+def _relative(name: str, unit: str) -> Any:
+    limit = RELATIVE_LIMITS[name]
+    return Annotated[int | None, Field(None, ge=1, le=limit, description=f"The last N {unit} before the run starts "
+                                       f"(1 to {limit}): a range ending now, instead of since. Only where since is "
+                                       "taken."), BeforeValidator(_whole_number)]
+
+
 class TriggerQuery(QueryModel):
     """POST /api/manual-update/: the run to start. Values are checked by core's validate_request, as for the CLI."""
 
     task: str = Field(description="Run kind.", json_schema_extra={"enum": list(KINDS)})
-    symbol: str | None = Field(None, description="Narrow the run to one symbol (required for backfill).",
-                               examples=["BTC/USD"])
-    timeframe: str | None = Field(None, description="Narrow the run to one timeframe.", examples=["1h"])
-    since: InstantText | None = Field(None, description="Start of a backfill range (required for backfill).")
-    until: InstantText | None = Field(None, description="End of a backfill range (after since).")
+    symbol: str | None = Field(None, description="Narrow the run to these symbols, comma-separated (required for "
+                                                 "backfill). Each must be an active instrument, or give add=true.",
+                               examples=["BTC/USD,ETH/USD"])
+    timeframe: str | None = Field(None, description="Narrow the run to these timeframes, comma-separated.",
+                                  examples=["1h,4h"])
+    since: InstantText | None = Field(None, description="Start of the range (a backfill needs it, or days, hours or "
+                                                        "bars).")
+    until: InstantText | None = Field(None, description="End of a range given by since (after since).")
+    days: _relative("days", "days")
+    hours: _relative("hours", "hours")
+    bars: _relative("bars", "bars of each timeframe")
+    add: Active = Field(False, description="Add the named symbols (listed markets) and timeframes to the universe, "
+                                           "or re-activate retired ones, instead of refusing them.")
     priority: Priority
     countdown: Countdown | None = None
     eta: Instant | None = Field(None, description="Start the run at this instant (future, at most "
@@ -118,7 +136,8 @@ class TriggerQuery(QueryModel):
 
     def run_request(self) -> RunRequest:
         """The request core accepts; InvalidRunRequest (a 400 naming the parameter) otherwise."""
-        return validate_request(self.task, self.symbol, self.timeframe, self.since, self.until)
+        return validate_request(self.task, symbol=self.symbol, timeframe=self.timeframe, since=self.since,
+                                until=self.until, days=self.days, hours=self.hours, bars=self.bars)
 
     def start_at(self, now: datetime) -> datetime | None:
         """When the run starts if delayed, else None; InvalidRunRequest names countdown or eta."""
@@ -132,9 +151,24 @@ class RunStatusQuery(QueryModel):
 
 
 class InstrumentsQuery(QueryModel):
-    """GET /api/instruments."""
+    """GET /api/instruments: the universe, narrowed."""
 
-    active: Active | None = Field(None, description="Only active (true) or inactive (false) instruments.")
+    active: Active | None = Field(None, description="Only active (true) or retired (false) instruments.")
+    exchange: Name | None = Field(None, description="Only this exchange's.", examples=["kraken"])
+    quote: Asset | None = Field(None, description="Only those quoted in this currency.", examples=["USD"])
+
+
+class MarketsQuery(QueryModel):
+    """GET /api/markets: what the exchange lists, by its last market sync."""
+
+    exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
+                                  examples=["kraken"])
+    quote: Asset | None = Field(None, description="Only markets quoted in this currency.", examples=["USD"])
+    type: Name | None = Field(None, description="Only markets of this type (spot, swap, future, ...).",
+                              examples=["spot"])
+    listed: Active | None = Field(None, description="Only markets the exchange still lists (true) or no longer "
+                                                    "lists (false).")
+    limit: _limit(MARKET_LIMIT)
 
 
 class CandlesQuery(QueryModel):

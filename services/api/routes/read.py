@@ -1,4 +1,4 @@
-"""Read-only views of stored data: instruments, candles, signals and recent runs."""
+"""Read-only views of stored data: candles, signals and recent runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import text
 from services.api.errors import ApiError
 from services.api.query import with_query
 from services.api.routes.deps import deps
-from services.api.routes.params import CandlesQuery, InstrumentsQuery, RunsQuery, SignalsQuery
+from services.api.routes.params import CandlesQuery, RunsQuery, SignalsQuery
 from services.core.pipeline.records import read_runs
 from services.core.pipeline.runs import run_summary
 from services.core.store.instruments import find_instrument
@@ -32,21 +32,6 @@ def iso_utc(value: datetime | None) -> str | None:
 def _number(value: float | None) -> float | None:
     # JSON has no NaN or Infinity; a client parser would choke on them.
     return value if value is None or math.isfinite(value) else None
-
-
-@read_routes.get("/api/instruments")
-@with_query(InstrumentsQuery)
-def list_instruments(query: InstrumentsQuery) -> Response:
-    """Every instrument ever ingested, with its timeframes; `active` narrows to (in)active ones."""
-    where, binds = "", {}
-    if query.active is not None:
-        where, binds = "WHERE active = :active", {"active": query.active}
-    with deps().engine.connect() as conn:
-        rows = conn.execute(text(f"""SELECT id, exchange, symbol, timeframes, active, created_at
-                                       FROM instruments {where} ORDER BY exchange, symbol"""), binds).mappings().all()  # nosec B608
-    instruments = [{**row, "timeframes": list(row["timeframes"]), "created_at": iso_utc(row["created_at"])}
-                   for row in rows]
-    return jsonify({"count": len(instruments), "instruments": instruments})
 
 
 @read_routes.get("/api/candles")

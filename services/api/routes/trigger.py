@@ -13,6 +13,8 @@ from services.api.query import with_query
 from services.api.routes.deps import deps
 from services.api.routes.params import RunStatusQuery, TriggerQuery
 from services.core.pipeline.runs import run_status, schedule_run, submit_run
+from services.core.pipeline.scopes import scope_symbols, scope_timeframes
+from services.core.store.universe import UniverseError, admit_scope
 
 __all__ = ["trigger_routes"]
 
@@ -30,6 +32,15 @@ def start_manual_update(query: TriggerQuery) -> tuple[Response, int]:
     # One set of rules for the API, the CLI and the beat: InvalidRunRequest names the parameter.
     run_request = query.run_request()
     start_at = query.start_at(datetime.now(UTC))
+    # Only instruments of the universe are run: a missing one is refused, or added with add=true.
+    try:
+        with deps().engine.begin() as conn:
+            changes = admit_scope(conn, deps().settings.exchange, scope_symbols(run_request.scope()),
+                                  scope_timeframes(run_request.scope()), query.add, "api", deps().settings.timeframes)
+    except UniverseError as exc:
+        raise ApiError(exc.status, str(exc), exc.parameter) from None
+    for change in changes:
+        log.info("universe: %s (add=true on a %s run)", change, run_request.kind)
 
     if start_at is not None:
         run_id = schedule_run(deps().celery, deps().engine, run_request, start_at, query.priority)

@@ -13,6 +13,8 @@ __all__ = ["DEFAULT_JOBS", "Planned", "LiveEntry", "ScheduleError", "seed_jobs",
 # hour so the exchange has closed the previous candle.
 DEFAULT_JOBS: dict[str, dict] = {
     "pipeline-all-hourly": {"task": "all", "cron": "5 * * * *"},
+    # The exchange's market list (the "stock list" job): new listings, delistings, MARKETS_AUTO_ADD.
+    "markets-sync-daily": {"task": "sync-markets", "cron": "0 3 * * *"},
     "repair-failed-windows-daily": {"task": "repair-failed-windows", "cron": "20 3 * * *"},
     "patterns-weekly": {"task": "patterns", "cron": "30 4 * * 1"},
     "levels-weekly": {"task": "levels", "cron": "40 4 * * 1"},

@@ -23,6 +23,7 @@ MAINTENANCE_TASKS: dict[str, str] = {
     "prune-runs": "pipeline.prune",
     "prune-ledger": "ingest.prune_ledger",
     "find-lost-runs": "pipeline.find_lost",
+    "sync-markets": "ingest.sync_markets",
 }
 RUN_TASK = "pipeline.start"
 # A job firing more often than this is a mistake (or a load test), not a schedule.
@@ -53,10 +54,14 @@ class Scope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    symbol: str | None = Field(None, max_length=64)
-    timeframe: str | None = Field(None, max_length=64)
+    symbol: str | None = Field(None, max_length=4000, description="a symbol or a comma list of them")
+    timeframe: str | None = Field(None, max_length=200, description="a timeframe or a comma list of them")
     since: str | None = Field(None, max_length=64)
     until: str | None = Field(None, max_length=64)
+    # Resolved each time the job fires: the range ends when its run starts.
+    days: int | None = None
+    hours: int | None = None
+    bars: int | None = None
 
 
 class Job(BaseModel):
@@ -76,6 +81,10 @@ class Job(BaseModel):
 
     def scope_dict(self) -> dict:
         return self.scope.model_dump(exclude_none=True)
+
+    def run_scope(self) -> dict:
+        """The scope its runs get, spelled as the trigger's (lists sorted, instants canonical): the same lock."""
+        return validate_request(self.task, **self.scope_dict()).scope()
 
     def spec(self) -> dict:
         """The job as JSON, in the documented field order; only one of cron and every."""
@@ -211,7 +220,7 @@ def send_arguments(job: Job) -> tuple[list, dict, dict]:
     options = {"priority": broker_priority(job.priority)}
     if job.task in MAINTENANCE_TASKS:
         return [], {}, options
-    return [job.task, job.scope_dict()], {"priority": job.priority}, options
+    return [job.task, job.run_scope()], {"priority": job.priority}, options
 
 
 def job_schedule(job: Job, now: datetime | None = None) -> crontab | schedule:

@@ -12,15 +12,15 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from services.core import keys
-from services.core.config import SYMBOL_RE
 from services.core.pipeline.records import insert_scheduled_run, read_run, read_stage_progress
+from services.core.pipeline.scopes import RELATIVE, RELATIVE_LIMITS, ScopeError, canonical_symbols, canonical_timeframes
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
-from services.core.timeframe import Timeframe
 from services.core.timeparse import canonical_instant, parse_instant_ms
 
-__all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "MAX_DELAY_S", "RunRequest", "InvalidRunRequest",
-           "validate_request", "start_time", "claim_run", "submit_run", "schedule_run", "request_of", "release_run",
+__all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "SCOPE_FIELDS", "MAX_DELAY_S", "RunRequest",
+           "InvalidRunRequest", "validate_request", "start_time", "claim_run", "submit_run", "schedule_run",
+           "request_of", "release_run",
            "queued_run", "run_status", "run_summary", "cancelled_outcome", "stage_task_id"]
 
 # SCHEDULED: delayed, its start not yet due; PENDING: queued; STARTED: its stages are running.
@@ -30,9 +30,13 @@ FINISHED_STATES = ("SUCCESS", "PARTIAL", "FAILURE", "CANCELLED")
 # every visibility timeout, so each extra hour of delay is a few more copies held in memory
 # (the run_dispatched guard keeps them from fanning out twice); a day keeps that small.
 MAX_DELAY_S = 86_400
-_LONGEST_VALUE = 64
+# The longest text a parameter may hold: a list of symbols is longer than one instant.
+_LONGEST_VALUE = {"task": 64, "symbol": 4000, "timeframe": 200, "since": 64, "until": 64, "days": 64, "hours": 64,
+                  "bars": 64}
 # Scope fields a kind may require, in the order they are asked for, with an example of each.
-_EXAMPLES = {"symbol": "BASE/QUOTE", "since": "<ISO date>"}
+_EXAMPLES = {"symbol": "BASE/QUOTE", "since": "<ISO date> (or days=N, hours=N, bars=N)"}
+# The scope's fields in their documented order: what a run request, a job's scope and the trigger share.
+SCOPE_FIELDS = ("symbol", "timeframe", "since", "until", *RELATIVE)
 
 
 class InvalidRunRequest(ValueError):
@@ -45,62 +49,84 @@ class InvalidRunRequest(ValueError):
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What was asked: a kind, optionally narrowed to one symbol/timeframe, and a range for backfills."""
+    """What was asked: a kind, optionally narrowed to symbols and timeframes (comma lists), and a range:
+    since/until, or the last days, hours or bars before the run starts."""
 
     kind: str
     symbol: str | None = None
     timeframe: str | None = None
     since: str | None = None
     until: str | None = None
+    days: int | None = None
+    hours: int | None = None
+    bars: int | None = None
 
     def scope(self) -> dict:
-        return {k: v for k, v in (("symbol", self.symbol), ("timeframe", self.timeframe),
-                                  ("since", self.since), ("until", self.until)) if v is not None}
+        return {name: getattr(self, name) for name in SCOPE_FIELDS if getattr(self, name) is not None}
 
     def dedup_key(self) -> str:
         return keys.run_lock(self.kind, self.scope())
 
 
-def validate_request(kind: str | None, symbol: str | None = None, timeframe: str | None = None,
-                     since: str | None = None, until: str | None = None) -> RunRequest:
-    """Check every parameter; InvalidRunRequest names the first bad one."""
-    for name, value in (("task", kind), ("symbol", symbol), ("timeframe", timeframe), ("since", since),
-                        ("until", until)):
-        # Refused before any message quotes it back: an error must not echo kilobytes.
-        if value is not None and len(value) > _LONGEST_VALUE:
-            raise InvalidRunRequest(name, f"{name} is {len(value)} characters long; at most {_LONGEST_VALUE}")
+def _check_length(name: str, value: object) -> None:
+    # Refused before any message quotes it back: an error must not echo kilobytes.
+    if isinstance(value, str) and len(value) > _LONGEST_VALUE[name]:
+        raise InvalidRunRequest(name, f"{name} is {len(value)} characters long; at most {_LONGEST_VALUE[name]}")
+
+
+def _relative(name: str, value: object) -> int:
+    limit = RELATIVE_LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise InvalidRunRequest(name, f"{name} must be a whole number from 1 to {limit}, got {str(value)[:40]!r}")
+    return value
+
+
+def validate_request(kind: str | None, *, symbol: str | None = None, timeframe: str | None = None,
+                     since: str | None = None, until: str | None = None, days: int | None = None,
+                     hours: int | None = None, bars: int | None = None) -> RunRequest:
+    """Check every parameter; InvalidRunRequest names the first bad one. No parameter is accepted and ignored:
+    one a kind's stages do not use is refused."""
+    given = {"task": kind, "symbol": symbol, "timeframe": timeframe, "since": since, "until": until,
+             "days": days, "hours": hours, "bars": bars}
+    for name, value in given.items():
+        _check_length(name, value)
     if kind not in KIND_STAGES:
         raise InvalidRunRequest("task", f"unknown task type {kind!r}; valid types: {', '.join(KINDS)}")
-    if symbol is not None and not SYMBOL_RE.fullmatch(symbol):
-        raise InvalidRunRequest("symbol", f"malformed symbol {symbol!r}: expected BASE/QUOTE, e.g. BTC/USD")
-    if timeframe is not None:
-        try:
-            Timeframe.parse(timeframe)
-        except ValueError as exc:
-            raise InvalidRunRequest("timeframe", str(exc)) from None
+    try:
+        symbol = None if symbol is None else canonical_symbols(symbol)
+        timeframe = None if timeframe is None else canonical_timeframes(timeframe)
+    except ScopeError as exc:
+        raise InvalidRunRequest(exc.parameter, str(exc)) from None
     for name, value in (("since", since), ("until", until)):
         if value is not None:
             try:
                 parse_instant_ms(value)
             except ValueError as exc:
                 raise InvalidRunRequest(name, str(exc)) from None
-    given = {name for name, value in (("symbol", symbol), ("timeframe", timeframe), ("since", since),
-                                      ("until", until)) if value is not None}
+    relative = {name: _relative(name, value) for name, value in (("days", days), ("hours", hours), ("bars", bars))
+                if value is not None}
+    starts = [name for name in ("since", *relative) if given[name] is not None]
+    if len(starts) > 1:
+        raise InvalidRunRequest(starts[1], f"give one start: since, days, hours or bars (got {' and '.join(starts)})")
+    if relative and until is not None:
+        raise InvalidRunRequest("until", f"{starts[0]}= is a range ending now; until goes with since only")
     stages = [STAGES[name] for name in KIND_STAGES[kind]]
     accepted = frozenset().union(*(stage.accepts for stage in stages))
-    for name in ("since", "until"):  # no parameter is accepted and then ignored
-        if name in given and name not in accepted:
+    for name in ("since", "until", *RELATIVE):
+        # A relative range is a start: a kind takes it wherever it takes since.
+        if given[name] is not None and ("since" if name in RELATIVE else name) not in accepted:
             takes = f"it takes {' and '.join(sorted(accepted))}" if accepted else "it takes no range"
             raise InvalidRunRequest(name, f"a {kind!r} run does not use {name}; {takes}")
     required = frozenset().union(*(stage.requires for stage in stages))
-    missing = [name for name in _EXAMPLES if name in required and name not in given]
+    present = {name for name, value in given.items() if value is not None} | ({"since"} if starts else set())
+    missing = [name for name in _EXAMPLES if name in required and name not in present]
     if missing:
         raise InvalidRunRequest(missing[0], f"a {kind} run needs {missing[0]}={_EXAMPLES[missing[0]]}")
     if since is not None and until is not None and parse_instant_ms(until) <= parse_instant_ms(since):
         raise InvalidRunRequest("until", "until must be after since")
-    # De-duplication is by effect: every spelling of an instant locks (and runs) as the same one.
+    # De-duplication is by effect: every spelling of an instant, every order of a list, locks (and runs) as one.
     return RunRequest(kind, symbol, timeframe, *(None if value is None else canonical_instant(value)
-                                                 for value in (since, until)))
+                                                 for value in (since, until)), **relative)
 
 
 def start_time(countdown: int | None, eta: datetime | None, now: datetime) -> datetime | None:
@@ -175,7 +201,7 @@ def schedule_run(celery: Celery, engine: Engine, request: RunRequest, start_at: 
 
 def request_of(kind: str, scope: dict) -> RunRequest:
     """The request a stored run kind and scope stand for."""
-    return RunRequest(kind, **{k: scope.get(k) for k in ("symbol", "timeframe", "since", "until")})
+    return RunRequest(kind, **{name: scope.get(name) for name in SCOPE_FIELDS})
 
 
 def release_run(client: redis.Redis, kind: str, scope: dict, run_id: str) -> None:

@@ -121,7 +121,7 @@ def run_job(celery: Celery, client: redis.Redis, name: str) -> tuple[str, bool, 
         result = celery.send_task(MAINTENANCE_TASKS[job.task], priority=broker_priority(job.priority))
         run_id, created = result.id, True
     else:
-        run_id, created = submit_run(celery, client, request_of(job.task, job.scope_dict()), priority=job.priority)
+        run_id, created = submit_run(celery, client, request_of(job.task, job.run_scope()), priority=job.priority)
     if created:
         job_store.record_run(client, name, run_id, _now())
     return run_id, created, show_job(client, name)

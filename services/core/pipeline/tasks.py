@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from celery import chain, chord
@@ -15,8 +16,10 @@ from services.core.pipeline import records
 from services.core.pipeline.chain import instrument_label, instrument_outcomes, new_carry
 from services.core.pipeline.lost import fail_lost_runs
 from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of, stage_task_id
+from services.core.pipeline.scopes import resolve_range, scope_symbols, scope_timeframes
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
+from services.core.store.instruments import active_universe
 
 __all__ = ["start_run", "finish_run", "abort_run", "prune_history", "find_lost", "ping", "plan_instruments",
            "plan_batches", "summarise"]
@@ -24,11 +27,34 @@ __all__ = ["start_run", "finish_run", "abort_run", "prune_history", "find_lost",
 log = logging.getLogger(__name__)
 
 
-def plan_instruments(scope: dict, symbols: list[str], timeframes: list[str]) -> list[tuple[str, str]]:
-    """Which (symbol, timeframe) pairs a run covers: the configured ones, narrowed by the scope."""
-    chosen_symbols = [scope["symbol"]] if scope.get("symbol") else symbols
-    chosen_timeframes = [scope["timeframe"]] if scope.get("timeframe") else timeframes
-    return [(symbol, timeframe) for symbol in chosen_symbols for timeframe in chosen_timeframes]
+def plan_instruments(scope: dict, universe: dict[str, list[str]]) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Which (symbol, timeframe) pairs a run covers, and the outcomes of those it cannot.
+
+    `universe` is symbol → timeframes of the active instruments. Without symbols the run covers
+    all of them, each in its own timeframes (or those of the scope it keeps); a named symbol
+    must be active and keep the named timeframes, else it is refused with the reason (an
+    instrument retired after the run was asked for, say), reported like any failed instrument.
+    """
+    named = scope_symbols(scope)
+    wanted = scope_timeframes(scope)
+    pairs: list[tuple[str, str]] = []
+    refused: list[dict] = []
+    for symbol in named or sorted(universe):
+        kept = universe.get(symbol)
+        for timeframe in wanted or kept or ["*"]:
+            if kept is None:
+                reason = "not an active instrument (retired, or never added to the universe)"
+            elif timeframe in kept:
+                pairs.append((symbol, timeframe))
+                continue
+            elif not named:
+                continue  # a timeframe filter over the universe selects the instruments that keep it
+            else:
+                reason = f"does not keep {timeframe} (it keeps {', '.join(kept)})"
+            failure = {"stage": "plan", "error": reason}
+            refused.append({"symbol": symbol, "timeframe": timeframe,
+                            "stages": [{**failure, "status": "failed"}], "failed": failure})
+    return pairs, refused
 
 
 def plan_batches(instruments: list[tuple[str, str]], size: int) -> list[tuple[str, list[str]]]:
@@ -85,7 +111,12 @@ def start_run(self, kind: str, scope: dict, priority: int = DEFAULT_PRIORITY) ->
 
 def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict, priority: int) -> dict:
     settings = get_settings()
-    instruments = plan_instruments(scope, settings.symbols, settings.timeframes)
+    with get_engine().connect() as conn:
+        universe = active_universe(conn, settings.exchange)
+    instruments, refused = plan_instruments(scope, universe)
+    if not universe and not scope_symbols(scope):
+        log.warning("run %s: the universe holds no active instrument on %s; add some with POST /api/instruments",
+                    run_id, settings.exchange)
     batches = plan_batches(instruments, settings.pipeline_batch_size)
     labels = [[instrument_label(symbol, timeframe) for symbol in symbols] for timeframe, symbols in batches]
     with get_engine().begin() as conn:
@@ -94,18 +125,23 @@ def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict, priority
         release_run(client, kind, scope, run_id)
         log.info("run %s is %s; not dispatched", run_id, state)
         return {"run_id": run_id, "state": state}
-    params = {k: scope[k] for k in ("since", "until") if k in scope}
-    chains = [_batch_chain(run_id, batch, kind, timeframe, symbols, params, priority)
+    # A relative range (days, hours, bars) ends now, resolved once per batch so every stage sees one range.
+    now_ms = int(time.time() * 1000)
+    chains = [_batch_chain(run_id, batch, kind, timeframe, symbols, resolve_range(scope, timeframe, now_ms), priority)
               for batch, (timeframe, symbols) in enumerate(batches)]
     urgency = broker_priority(priority)
-    finish = app.signature("pipeline.finish", args=(run_id, kind, scope), priority=urgency)
+    finish = app.signature("pipeline.finish", args=(run_id, kind, scope), kwargs={"refused": refused},
+                           priority=urgency)
     finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope},
                                   priority=urgency))
     # A redelivered start (worker lost after dispatching) must not fan out a second time.
     if not client.set(keys.run_dispatched(run_id), 1, nx=True, ex=keys.RUN_LOCK_TTL_S):
         log.warning("run %s already dispatched; redelivery ignored", run_id)
         return {"run_id": run_id, "redelivered": True}
-    chord(chains)(finish)
+    if chains:
+        chord(chains)(finish)
+    else:  # nothing to run (every named instrument refused, or an empty universe): the run ends now
+        finish.clone(args=([],)).apply_async()  # the chord would have put the carries first
     log.info("run %s (%s %s): %d instrument(s) in %d batch chain(s) queued", run_id, kind, scope,
              len(instruments), len(chains))
     return {"run_id": run_id, "instruments": [instrument_label(*pair) for pair in instruments]}
@@ -122,9 +158,10 @@ def summarise(outcomes: list[dict]) -> tuple[str, list[dict]]:
 
 
 @app.task(name="pipeline.finish", **_TRANSIENT)
-def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict) -> dict:
-    """Write the run's final state, then let the next run of this kind and scope start."""
-    outcomes = instrument_outcomes(carries)
+def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict, refused: list[dict] | None = None) -> dict:
+    """Write the run's final state, then let the next run of this kind and scope start; `refused` are the
+    outcomes of the instruments the plan could not run."""
+    outcomes = instrument_outcomes(carries) + list(refused or [])
     state, errors = summarise(outcomes)
     stages = {instrument_label(o["symbol"], o["timeframe"]): o["stages"] for o in outcomes}
     with get_engine().begin() as conn:

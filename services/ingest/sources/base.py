@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
+from services.core.exceptions import PermanentSourceError
+
 __all__ = ["SourceCapabilities", "CandleSource"]
 
 
@@ -44,6 +46,13 @@ class CandleSource(ABC):
         Raises RetryableSourceError for transient failures and PermanentSourceError
         for failures retrying cannot fix.
         """
+
+    def list_markets(self) -> list[dict]:
+        """Every market the source lists now, each with MARKET_FIELDS (core.store.markets): what a market sync records.
+
+        A source without a market list (a file) refuses with PermanentSourceError.
+        """
+        raise PermanentSourceError(f"{self.name} has no market list to sync")
 
     def ahead(self, requests: int) -> AbstractContextManager:
         """A scope in which about `requests` requests follow (a batch's concurrent fetches).

@@ -1,8 +1,11 @@
-"""A lean ccxt market list: each market's raw exchange payload (`info`) dropped as the list loads."""
+"""ccxt's market list: kept lean (each market's raw payload dropped as it loads), and read as market records."""
 
 from __future__ import annotations
 
-__all__ = ["drop_market_payloads"]
+__all__ = ["drop_market_payloads", "market_record"]
+
+# ccxt's precision keys an operator reads (their meaning, digits or tick size, follows the exchange's precisionMode).
+_PRECISION = ("price", "amount", "cost", "base", "quote")
 
 
 def drop_market_payloads(exchange):
@@ -25,3 +28,12 @@ def drop_market_payloads(exchange):
 
     exchange.fetch_markets = fetch_markets
     return exchange
+
+
+def market_record(market: dict) -> dict:
+    """One ccxt unified market as the markets table records it (core.store.markets.MARKET_FIELDS)."""
+    precision = market.get("precision") or {}
+    return {"symbol": market["symbol"], "market_id": str(market.get("id") or market["symbol"]),
+            "base": market.get("base") or "", "quote": market.get("quote") or "",
+            "type": market.get("type") or "spot", "active": market.get("active"),
+            "precision": {key: precision[key] for key in _PRECISION if precision.get(key) is not None}}

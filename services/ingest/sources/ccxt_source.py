@@ -13,7 +13,7 @@ import ccxt
 from services.core.exceptions import PermanentSourceError, RetryableSourceError
 from services.ingest.sources.base import CandleSource
 from services.ingest.sources.capabilities import capabilities_for
-from services.ingest.sources.ccxt_markets import drop_market_payloads
+from services.ingest.sources.ccxt_markets import drop_market_payloads, market_record
 from services.ingest.sources.ccxt_urls import point_ccxt_at, reject_non_json_bodies
 
 __all__ = ["CcxtSource", "classify_ccxt_error"]
@@ -106,6 +106,11 @@ class CcxtSource(CandleSource):
             raise PermanentSourceError(f"{self.name} does not list symbol {symbol!r}")
         if timeframe not in (self._client.timeframes or {}):
             raise PermanentSourceError(f"{self.name} does not support timeframe {timeframe!r}")
+
+    def list_markets(self) -> list[dict]:
+        """The exchange's markets, loaded afresh (the process's cached list is replaced too)."""
+        self._ensure_markets(reload=True)
+        return [market_record(market) for market in self._client.markets.values()]
 
     def fetch_candles(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
         self.check_instrument(symbol, timeframe)

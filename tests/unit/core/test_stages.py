@@ -65,10 +65,31 @@ def test_a_parameter_one_stage_of_the_kind_uses_is_accepted():
     assert validate_request("all", since="2024-01-01").scope() == {"since": "2024-01-01T00:00:00Z"}
 
 
-def test_a_run_covers_the_configured_instruments_narrowed_by_its_scope():
-    assert plan_instruments({}, ["BTC/USD", "ETH/USD"], ["1h", "4h"]) == [
-        ("BTC/USD", "1h"), ("BTC/USD", "4h"), ("ETH/USD", "1h"), ("ETH/USD", "4h")]
-    assert plan_instruments({"symbol": "SOL/USD", "timeframe": "1d"}, ["BTC/USD"], ["1h"]) == [("SOL/USD", "1d")]
+UNIVERSE = {"BTC/USD": ["1h", "4h"], "ETH/USD": ["1h"]}
+
+
+def test_a_run_without_symbols_covers_every_active_instrument_in_its_own_timeframes():
+    assert plan_instruments({}, UNIVERSE) == ([("BTC/USD", "1h"), ("BTC/USD", "4h"), ("ETH/USD", "1h")], [])
+
+
+def test_a_timeframe_over_the_universe_selects_the_instruments_that_keep_it():
+    assert plan_instruments({"timeframe": "4h"}, UNIVERSE) == ([("BTC/USD", "4h")], [])
+    assert plan_instruments({"timeframe": "1d"}, UNIVERSE) == ([], [])
+
+
+def test_named_symbols_run_in_the_named_timeframes_and_what_they_lack_is_refused_with_its_reason():
+    pairs, refused = plan_instruments({"symbol": "BTC/USD,ETH/USD,SOL/USD", "timeframe": "4h"}, UNIVERSE)
+    assert pairs == [("BTC/USD", "4h")]
+    assert [(r["symbol"], r["timeframe"], r["failed"]["stage"]) for r in refused] == [
+        ("ETH/USD", "4h", "plan"), ("SOL/USD", "4h", "plan")]
+    assert "does not keep 4h (it keeps 1h)" in refused[0]["failed"]["error"]
+    assert "not an active instrument" in refused[1]["failed"]["error"]
+    assert refused[1]["stages"] == [{**refused[1]["failed"], "status": "failed"}]
+
+
+def test_a_refused_instrument_counts_as_failed_in_the_run_state():
+    _pairs, refused = plan_instruments({"symbol": "SOL/USD"}, UNIVERSE)
+    assert summarise(refused)[0] == "FAILURE"
 
 
 def _carry(symbol: str, failed: dict | None = None) -> dict:
@@ -90,7 +111,7 @@ def test_an_overlong_value_is_refused_by_its_length_without_being_quoted_back():
 
 
 def test_batches_hold_one_timeframe_each_and_at_most_the_batch_size():
-    instruments = plan_instruments({}, ["A/USD", "B/USD", "C/USD"], ["1h", "4h"])
+    instruments, _refused = plan_instruments({}, dict.fromkeys(["A/USD", "B/USD", "C/USD"], ["1h", "4h"]))
     assert plan_batches(instruments, 2) == [
         ("1h", ["A/USD", "B/USD"]), ("1h", ["C/USD"]), ("4h", ["A/USD", "B/USD"]), ("4h", ["C/USD"])]
     assert plan_batches(instruments, 50) == [("1h", ["A/USD", "B/USD", "C/USD"]), ("4h", ["A/USD", "B/USD", "C/USD"])]
