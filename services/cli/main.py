@@ -42,6 +42,15 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admit(engine, settings, symbols: list[str], timeframes: list[str] | None, add: bool) -> None:
+    """Only instruments of the universe are fetched: UniverseError for one outside it, unless `add` adds it."""
+    from services.core.store.universe import admit_scope
+
+    with engine.begin() as conn:
+        for change in admit_scope(conn, settings.exchange, symbols, timeframes, add, "cli", settings.timeframes):
+            print(f"universe: {change}")
+
+
 def _report_line(report) -> str:
     failed = (f", {len(report.failed)} FAILED windows (see fetch_ledger; `candleflow repair` retries)"
               if report.failed else "")
@@ -61,6 +70,7 @@ def _backfill(args: argparse.Namespace) -> int:
     settings = get_settings()
     since, until = parse_instant_ms(args.since), parse_instant_ms(args.until) if args.until else None
     ctx = build_context(settings)
+    _admit(ctx.engine, settings, [args.symbol], [args.timeframe], args.add)
     tf = Timeframe.parse(args.timeframe)
     # Without --until the end is the exchange's "now", known only once the backfill starts.
     total = len(plan_windows(since, until, tf, ctx.source.capabilities.max_candles)) if until else None
@@ -81,6 +91,8 @@ def _sync(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     ctx = build_context(settings)
+    if args.symbol:
+        _admit(ctx.engine, settings, args.symbol, args.timeframe, args.add)
     with ctx.engine.connect() as conn:
         universe = active_universe(conn, settings.exchange)
     failures = 0
@@ -170,10 +182,13 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--since", required=True, help="ISO date/time (UTC) or epoch ms")
     backfill.add_argument("--until", help="ISO date/time (UTC) or epoch ms; default now")
     backfill.add_argument("--quiet", action="store_true", help="no progress bar")
+    backfill.add_argument("--add", action="store_true", help="add the symbol (a listed market) or the timeframe "
+                                                             "to the universe instead of refusing")
 
     sync = commands.add_parser("sync", help="bring every active instrument up to date, in this process")
     sync.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
     sync.add_argument("--timeframe", action="append", help="only this timeframe (repeatable)")
+    sync.add_argument("--add", action="store_true", help="add the named symbols to the universe instead of refusing")
 
     repair = commands.add_parser("repair", help="re-fetch failed fetch windows")
     repair.add_argument("--limit", type=int, default=500)

@@ -45,22 +45,58 @@ def test_migrate_accepts_the_bare_postgresql_url_hosting_services_hand_out(run_c
 
 
 def test_backfill_reports_what_it_stored_with_a_progress_bar(run_cli, engine):
+    assert run_cli("migrate").returncode == 0  # seeds the universe from SYMBOLS
     result = run_cli("backfill", "BTC/USD", "--timeframe", "1h", "--since", "2024-02-01", "--until", "2024-02-03")
     assert result.returncode == 0, result.stderr
     assert "BTC/USD 1h: 48 candles in 1 windows, 0 rejected, 0 missing" in result.stdout
     assert "window" in result.stderr and "100%" in result.stderr  # tqdm draws on stderr
 
 
-def test_sync_updates_every_configured_instrument(run_cli):
+def test_sync_updates_every_active_instrument(run_cli, engine):
+    assert run_cli("migrate").returncode == 0
+    retired = run_cli("instruments", "set", "ETH/USD", "--active", "false")
+    assert retired.returncode == 0, retired.stderr
     result = run_cli("sync")
     assert result.returncode == 0, result.stderr
-    assert "BTC/USD 1h: 25 candles" in result.stdout and "ETH/USD 1h: 25 candles" in result.stdout
+    assert "BTC/USD 1h: 25 candles" in result.stdout and "ETH/USD" not in result.stdout
 
 
-def test_a_symbol_the_exchange_does_not_list_fails_with_exit_1_and_says_why(run_cli):
-    result = run_cli("backfill", "DOGE/USD", "--since", "2024-02-01", "--quiet")
-    assert result.returncode == 1
-    assert "does not list symbol 'DOGE/USD'" in result.stderr
+def test_a_symbol_outside_the_universe_is_refused_with_exit_2_and_how_to_add_it(run_cli, engine):
+    result = run_cli("backfill", "SOL/USD", "--since", "2024-02-01", "--quiet")
+    assert result.returncode == 2
+    assert "SOL/USD on binance is not in the universe" in result.stderr and "add=true" in result.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM instruments")).scalar_one() == 0  # nothing half-registered
+
+
+def test_adding_a_symbol_the_exchange_does_not_list_fails_with_exit_2_and_says_why(run_cli):
+    assert run_cli("backfill", "DOGE/USD", "--since", "2024-02-01", "--add", "--quiet").returncode == 2  # not synced
+    synced = run_cli("markets", "sync")
+    assert synced.returncode == 0 and "binance: 2 markets, 2 new" in synced.stdout, synced.stdout + synced.stderr
+    result = run_cli("backfill", "DOGE/USD", "--since", "2024-02-01", "--add", "--quiet")
+    assert result.returncode == 2
+    assert "binance does not list DOGE/USD" in result.stderr
+
+
+def test_the_universe_from_a_shell_add_list_retire_and_markets(run_cli):
+    import json
+
+    assert run_cli("markets", "sync").returncode == 0
+    added = run_cli("instruments", "add", "ETH/USD", "--timeframes", "4h,1h", "--json")
+    assert added.returncode == 0, added.stderr
+    assert [(row["symbol"], row["timeframes"], row["source"]) for row in json.loads(added.stdout)] == [
+        ("ETH/USD", ["1h", "4h"], "cli")]
+    again = run_cli("instruments", "add", "ETH/USD")
+    assert again.returncode == 2 and "already in the universe" in again.stderr
+    assert run_cli("instruments", "set", "ETH/USD", "--active", "false").returncode == 0
+    listing = run_cli("instruments", "list", "--active", "false")
+    assert listing.returncode == 0 and "ETH/USD" in listing.stdout and "cli" in listing.stdout
+    assert run_cli("instruments", "list", "--active", "true", "--json").stdout.strip() == "[]"
+    markets = json.loads(run_cli("markets", "list", "--json").stdout)
+    assert [(m["symbol"], m["base"], m["quote"], m["type"]) for m in markets] == [
+        ("BTC/USD", "BTC", "USD", "spot"), ("ETH/USD", "ETH", "USD", "spot")]
+    missing = run_cli("instruments", "set", "SOL/USD", "--active", "true")
+    assert missing.returncode == 1 and "no instrument SOL/USD" in missing.stderr
 
 
 def test_a_malformed_variable_stops_the_command_naming_it(run_cli):
@@ -143,6 +179,7 @@ def test_runs_start_show_cancel_and_list_a_run_as_the_api_does(run_cli, redis_ur
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
+    assert run_cli("migrate").returncode == 0
     started = run_cli("runs", "start", "ohlc", "--symbol", "BTC/USD", "--priority", "9", "--json")
     assert started.returncode == 0, started.stderr
     run = json.loads(started.stdout)

@@ -51,5 +51,14 @@ def api(api_settings, celery, broker, engine):
 
 
 @pytest.fixture()
+def universe(api_settings, engine):
+    """The instrument universe as `candleflow migrate` seeds it: SYMBOLS × TIMEFRAMES of the test settings."""
+    from services.core.store.instruments import seed_instruments
+
+    with engine.begin() as conn:
+        return seed_instruments(conn, api_settings.exchange, api_settings.symbols, api_settings.timeframes)
+
+
+@pytest.fixture()
 def client(api):
     return api.test_client()

@@ -18,7 +18,7 @@ def test_instruments_are_listed_by_exchange_and_symbol(client, engine):
     assert body["count"] == 2
     assert [(i["symbol"], i["timeframes"], i["active"]) for i in body["instruments"]] == [
         ("BTC/USD", ["1h"], False), ("ETH/USD", ["1h", "4h"], True)]
-    assert body["instruments"][0]["created_at"].endswith("+00:00")
+    assert body["instruments"][0]["added_at"].endswith("+00:00")
 
 
 def test_instruments_can_be_narrowed_to_the_active_ones(client, engine):

@@ -13,7 +13,8 @@ from services.core.priority import PRIORITY_STEPS, priority_keys
 from tests.integration.api.conftest import AUTH
 from tests.integration.api.rows import add_run
 
-pytestmark = pytest.mark.integration
+# Runs name instruments of the universe, as they must.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("universe")]
 
 
 def waiting(broker, queue: str = "pipeline") -> dict[str, list[dict]]:

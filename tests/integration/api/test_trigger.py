@@ -12,7 +12,8 @@ from tests.integration.api.conftest import AUTH
 from tests.integration.api.rows import add_run
 from tests.utils.broker import queued_messages
 
-pytestmark = pytest.mark.integration
+# Runs name instruments of the universe, as they must.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("universe")]
 
 
 def test_a_run_is_queued_with_202_its_id_and_where_to_poll(client):

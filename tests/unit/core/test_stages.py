@@ -111,7 +111,7 @@ def test_an_overlong_value_is_refused_by_its_length_without_being_quoted_back():
 
 
 def test_batches_hold_one_timeframe_each_and_at_most_the_batch_size():
-    instruments, _refused = plan_instruments({}, dict.fromkeys(["A/USD", "B/USD", "C/USD"], ["1h", "4h"]))
+    instruments, _refused = plan_instruments({}, {s: ["1h", "4h"] for s in ("A/USD", "B/USD", "C/USD")})
     assert plan_batches(instruments, 2) == [
         ("1h", ["A/USD", "B/USD"]), ("1h", ["C/USD"]), ("4h", ["A/USD", "B/USD"]), ("4h", ["C/USD"])]
     assert plan_batches(instruments, 50) == [("1h", ["A/USD", "B/USD", "C/USD"]), ("4h", ["A/USD", "B/USD", "C/USD"])]
