@@ -8,8 +8,9 @@ import time
 
 import pytest
 import redis
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
+from services.core.store.instruments import change_instrument, seed_instruments
 from tests.utils.broker import queued
 from tests.utils.rows import STAGE_ROWS, one_row
 from tests.utils.stack import LocalStack
@@ -57,21 +58,19 @@ def test_a_second_run_adds_no_duplicates(stack, database_url):
 WORKERS = ("worker-ingest", "worker-indicators", "worker-signals")
 
 
-def _restart_workers(stack, **env) -> None:
-    # Every worker consumes the pipeline queue, so whichever starts the run plans it from its SYMBOLS.
-    for worker in WORKERS:
-        stack.stop(worker)
-        stack.start(worker, **env)
-    stack.wait_for_consumers({"ingest", "indicators", "signals", "pipeline"})
-
-
-def test_an_unknown_symbol_ends_the_run_partial_naming_it_while_the_others_complete(stack):
-    _restart_workers(stack, SYMBOLS="BTC/USD,ETH/USD,DOGE/USD")
+def test_an_instrument_the_exchange_does_not_list_ends_the_run_partial_naming_it_while_the_others_complete(
+        stack, database_url):
+    # As a typo in SYMBOLS would leave it: in the universe, but no market on the exchange.
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        seed_instruments(conn, "binance", ["DOGE/USD"], ["1h"])
     try:
         _, body = stack.trigger("all")
         run = stack.wait_for_run(body["task_id"])
     finally:
-        _restart_workers(stack)
+        with engine.begin() as conn:
+            change_instrument(conn, "binance", "DOGE/USD", active=False)
+        engine.dispose()
     assert run["status"] == "PARTIAL"
     assert "DOGE/USD" in run["error"] and "does not list symbol" in run["error"]
     done = {(e["instrument"], e["stage"]) for e in run["result"] if e["status"] == "ok"}
