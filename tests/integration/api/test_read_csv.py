@@ -5,13 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import urllib.error
 
 import pandas as pd
 import pytest
+from werkzeug.serving import make_server
 
+from services.api.app import create_app
 from services.api.routes.read import CANDLE_FIELDS, SIGNAL_FIELDS
 from services.core.store.analysis_reads import INDICATOR_FIELDS, LEVEL_FIELDS, PATTERN_FIELDS
 from tests.integration.api.analysis_rows import add_indicator_bars, add_zigzag_candles, detect_levels, detect_patterns
+from tests.integration.api.conftest import TOKEN
 from tests.integration.api.rows import add_candles, add_instrument, add_signal, hour
 
 pytestmark = pytest.mark.integration
@@ -148,3 +153,28 @@ def test_json_is_the_default_and_can_be_asked_for(client, engine):
     default, asked = client.get("/api/candles?symbol=BTC/USD"), client.get("/api/candles?symbol=BTC/USD&format=json")
     assert default.content_type == asked.content_type == "application/json"
     assert default.get_json() == asked.get_json() and default.get_json()["count"] == 2
+
+
+@pytest.fixture()
+def served_closed_reads(api_settings, celery, broker, engine):
+    """The API over real HTTP with API_READ_ACCESS=token, as pandas reaches it in docs/api.md."""
+    settings = api_settings.model_copy(update={"api_read_access": "token"})
+    server = make_server("127.0.0.1", 0, create_app(settings=settings, celery=celery, redis_client=broker,
+                                                     engine=engine), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def test_pandas_reads_a_route_from_its_url_with_the_token_as_a_header(served_closed_reads, client, engine):
+    add_candles(engine, add_instrument(engine), 3)
+    url = f"{served_closed_reads}/api/candles?symbol=BTC/USD&timeframe=1h&format=csv"
+    candles = pd.read_csv(url, storage_options={"Authorization": f"Bearer {TOKEN}"}, parse_dates=["ts"],
+                          index_col="ts")
+    assert candles["close"].tolist() == [c["close"] for c in client.get("/api/candles?symbol=BTC/USD").get_json()[
+        "candles"]]
+    with pytest.raises(urllib.error.HTTPError) as refused:  # no token: the 401, never an empty frame
+        pd.read_csv(url)
+    assert refused.value.code == 401
