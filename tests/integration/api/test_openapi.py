@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 _SAMPLES = {"symbol": "BTC/USD", "timeframe": "1h", "since": "2024-01-01", "until": "2024-01-02", "limit": "1",
             "strategy": "x", "exchange": "kraken", "state": "SUCCESS", "task": "backfill", "active": "true",
             "task_id": "x", "run_id": "x", "priority": "9", "countdown": "60", "eta": "2999-01-01T00:00:00Z",
-            "name": "pipeline-all-hourly"}
+            "name": "pipeline-all-hourly", "format": "csv", "columns": "rsi,adx"}
 # Parameters that exclude each other: the first of each pair is sent, the second left out.
 _EITHER = {"eta": "countdown"}
 # A valid JSON body for each route that takes one, by operationId.
