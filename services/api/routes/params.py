@@ -19,7 +19,7 @@ from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant
 
 __all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "CandlesQuery", "SignalsQuery", "RunsQuery",
-           "ScheduleHistoryQuery", "IndicatorsQuery", "PatternsQuery", "LevelsQuery", "Format"]
+           "ScheduleHistoryQuery", "SeriesQuery", "IndicatorsQuery", "PatternsQuery", "LevelsQuery", "Format"]
 
 # (default, maximum) rows per response: enough for a chart, small enough to stay one quick query.
 CANDLE_LIMIT = (500, 5000)
