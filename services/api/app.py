@@ -12,6 +12,7 @@ from services.api.edge import install_security_headers
 from services.api.errors import register_error_handlers
 from services.api.metrics import install_metrics
 from services.api.openapi import openapi_routes
+from services.api.routes.analysis import analysis_routes
 from services.api.routes.deps import EXTENSION_KEY, ApiDeps
 from services.api.routes.health import health_routes
 from services.api.routes.instruments import instrument_routes
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     install_metrics(app)
     install_security_headers(app)
     guard_reads(app)
-    for blueprint in (trigger_routes, read_routes, instrument_routes, run_routes, health_routes, openapi_routes,
-                      schedule_routes):
+    for blueprint in (trigger_routes, read_routes, analysis_routes, instrument_routes, run_routes, health_routes,
+                      openapi_routes, schedule_routes):
         app.register_blueprint(blueprint)
     return app

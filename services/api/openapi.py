@@ -14,9 +14,11 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from services.api.auth import is_guarded
 from services.api.instruments_openapi import INSTRUMENT_OPERATIONS, INSTRUMENT_SCHEMAS
+from services.api.formats import CSV_MEDIA_TYPE
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.api.routes.deps import EXTENSION_KEY
 from services.api.schedules_openapi import SCHEDULE_OPERATIONS, SCHEDULE_SCHEMAS, SCHEDULE_TAG
+from services.core.models import INDICATOR_COLUMNS
 from services.core.pipeline.runs import KINDS, RUN_STATES
 
 __all__ = ["openapi_document", "openapi_routes"]
@@ -36,6 +38,13 @@ def _json(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _rows(description: str, schema: dict) -> dict:
+    """A read route's 200: JSON by default, CSV with format=csv."""
+    csv = {"schema": {"type": "string", "description": "format=csv: a header row, then one row per item; "
+                                                       "ISO 8601 UTC instants, empty cells for null"}}
+    return {"description": description, "content": {**_json("", schema)["content"], CSV_MEDIA_TYPE: csv}}
+
+
 def _list_of(key: str, item: str) -> dict:
     return {"type": "object", "required": ["count", key],
             "properties": {"count": {"type": "integer"}, key: {"type": "array", "items": _ref(item)}}}
@@ -44,11 +53,14 @@ def _list_of(key: str, item: str) -> dict:
 _STRING = {"type": "string"}
 _TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 _NUMBER = {"type": "number", "nullable": True}
+_SERIES = {"exchange": _STRING, "symbol": _STRING, "timeframe": _STRING, "count": {"type": "integer"}}
+_SERIES_REQUIRED = ["exchange", "symbol", "timeframe", "count"]
 
 _BAD_REQUEST = _json("A parameter is missing, unknown, repeated or malformed; `parameter` names it.", _ref("Error"))
 _UNAUTHORIZED = {**_json("Missing or wrong bearer token.", _ref("Error")),
                  "headers": {"WWW-Authenticate": {"schema": _STRING}}}
 _UNAVAILABLE = _json("Redis or Postgres is unavailable.", _ref("Error"))
+_UNKNOWN_INSTRUMENT = _json("No such instrument on the exchange; `parameter` is symbol.", _ref("Error"))
 
 _SCHEMAS = {
     "Error": {
@@ -110,6 +122,38 @@ _SCHEMAS = {
         "properties": {"exchange": _STRING, "symbol": _STRING, "timeframe": _STRING, "count": {"type": "integer"},
                        "candles": {"type": "array", "items": _ref("Candle")}},
     },
+    "IndicatorBar": {
+        "type": "object", "description": "ts, the selected columns (all by default), is_closed.",
+        "properties": {"ts": {"type": "string", "format": "date-time"},
+                       **dict.fromkeys(INDICATOR_COLUMNS, _NUMBER),
+                       "regime": {"type": "string", "nullable": True, "description": "The bar's market regime"},
+                       "is_closed": {"type": "boolean", "description": "false: computed on the still-open bar"}},
+    },
+    "IndicatorList": {
+        "type": "object", "required": [*_SERIES_REQUIRED, "columns", "indicators"],
+        "properties": {**_SERIES, "columns": {"type": "array", "items": _STRING},
+                       "indicators": {"type": "array", "items": _ref("IndicatorBar")}},
+    },
+    "Pattern": {
+        "type": "object",
+        "properties": {"ts": {"type": "string", "format": "date-time", "description": "The bar completing it"},
+                       "pattern": _STRING, "direction": {"type": "string", "example": "bullish"},
+                       "strength": _NUMBER, "detected_at": _TIMESTAMP},
+    },
+    "PatternList": {
+        "type": "object", "required": [*_SERIES_REQUIRED, "patterns"],
+        "properties": {**_SERIES, "patterns": {"type": "array", "items": _ref("Pattern")}},
+    },
+    "Level": {
+        "type": "object",
+        "properties": {"kind": {"type": "string", "example": "support"}, "price": _NUMBER,
+                       "touches": {"type": "integer"}, "strength": _NUMBER,
+                       "first_ts": _TIMESTAMP, "last_ts": _TIMESTAMP, "computed_at": _TIMESTAMP},
+    },
+    "LevelList": {
+        "type": "object", "required": [*_SERIES_REQUIRED, "levels"],
+        "properties": {**_SERIES, "levels": {"type": "array", "items": _ref("Level")}},
+    },
     "Signal": {
         "type": "object",
         "properties": {"exchange": _STRING, "symbol": _STRING, "timeframe": _STRING,
@@ -163,12 +207,34 @@ _OPERATIONS: dict[str, dict] = {
     "read.list_candles": {
         "summary": "Candles of one symbol and timeframe", "operationId": "listCandles", "tags": ["data"],
         "description": "The newest `limit` candles in [since, until), returned oldest first.",
-        "responses": {"200": _json("Candles, oldest first.", _ref("CandleList")),
-                      "404": _json("No such instrument on the exchange.", _ref("Error")), "503": _UNAVAILABLE},
+        "responses": {"200": _rows("Candles, oldest first.", _ref("CandleList")),
+                      "404": _UNKNOWN_INSTRUMENT, "503": _UNAVAILABLE},
     },
     "read.list_signals": {
         "summary": "Signals", "operationId": "listSignals", "tags": ["data"],
-        "responses": {"200": _json("Signals, newest first.", _list_of("signals", "Signal")), "503": _UNAVAILABLE},
+        "responses": {"200": _rows("Signals, newest first.", _list_of("signals", "Signal")), "503": _UNAVAILABLE},
+    },
+    "analysis.list_indicators": {
+        "summary": "Indicator values of one symbol and timeframe", "operationId": "listIndicators",
+        "tags": ["data"],
+        "description": "The newest `limit` bars in [since, until), returned oldest first; `columns` picks "
+                       "the indicator columns.",
+        "responses": {"200": _rows("Indicator values, oldest first.", _ref("IndicatorList")),
+                      "404": _UNKNOWN_INSTRUMENT, "503": _UNAVAILABLE},
+    },
+    "analysis.list_patterns": {
+        "summary": "Candlestick patterns of one symbol and timeframe", "operationId": "listPatterns",
+        "tags": ["data"],
+        "description": "The newest `limit` patterns completed in [since, until), returned oldest first.",
+        "responses": {"200": _rows("Patterns, oldest first.", _ref("PatternList")),
+                      "404": _UNKNOWN_INSTRUMENT, "503": _UNAVAILABLE},
+    },
+    "analysis.list_levels": {
+        "summary": "Support and resistance levels of one symbol and timeframe", "operationId": "listLevels",
+        "tags": ["data"],
+        "description": "The current levels last touched in [since, until); the `limit` strongest, strongest first.",
+        "responses": {"200": _rows("Levels, strongest first.", _ref("LevelList")),
+                      "404": _UNKNOWN_INSTRUMENT, "503": _UNAVAILABLE},
     },
     "read.list_runs": {
         "summary": "Pipeline runs", "operationId": "listRuns", "tags": ["runs"],
@@ -262,7 +328,8 @@ def openapi_document(app: Flask) -> dict:
             "info": {
                 "title": "candleflow API",
                 "version": "1.0.0",
-                "description": "Trigger pipeline runs, poll their status, and read candles, signals and runs. "
+                "description": "Trigger pipeline runs, poll their status, and read candles, indicator values, "
+                               "patterns, levels, signals and runs (the data as JSON or CSV). "
                                "Errors are JSON: {\"status\": \"error\", \"message\": ..., \"parameter\": ...}.",
             },
             "tags": [{"name": "runs"}, {"name": "data"}, {"name": "health"}, {"name": "meta"}, SCHEDULE_TAG],

@@ -16,7 +16,7 @@ from services.api.errors import ApiError
 from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
 from services.api.routes.params import InstrumentsQuery, MarketsQuery
-from services.api.routes.read import iso_utc
+from services.api.values import iso_utc
 from services.core.config import SYMBOL_RE
 from services.core.store.instruments import change_instrument, instrument_view, read_instrument, read_instruments
 from services.core.store.markets import read_markets

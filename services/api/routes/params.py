@@ -9,16 +9,19 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from services.api.formats import FORMATS
 from services.api.query import QueryModel, pattern
 from services.core.config import SYMBOL_RE  # filters accept what can be configured
 from services.core.pipeline.runs import KINDS, MAX_DELAY_S, RUN_STATES, RunRequest, start_time, validate_request
 from services.core.pipeline.scopes import RELATIVE_LIMITS
 from services.core.priority import DEFAULT_PRIORITY, PRIORITIES
+from services.core.store.analysis_reads import INDICATOR_FIELDS
 from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant
 
 __all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "MarketsQuery", "CandlesQuery", "SignalsQuery",
-           "RunsQuery", "ScheduleHistoryQuery"]
+           "RunsQuery", "ScheduleHistoryQuery", "SeriesQuery", "IndicatorsQuery", "PatternsQuery", "LevelsQuery",
+           "Format"]
 
 # (default, maximum) rows per response: enough for a chart, small enough to stay one quick query.
 CANDLE_LIMIT = (500, 5000)
@@ -26,6 +29,9 @@ SIGNAL_LIMIT = (100, 5000)
 RUN_LIMIT = (50, 500)
 MARKET_LIMIT = (1000, 10000)
 SCHEDULE_HISTORY_LIMIT = (100, 1000)
+INDICATOR_LIMIT = (500, 5000)
+PATTERN_LIMIT = (500, 5000)
+LEVEL_LIMIT = (100, 1000)  # a series keeps tens of levels, not thousands
 
 _INSTANT_SCHEMA = {"type": "string", "description": "ISO 8601 (UTC unless an offset is given) or epoch milliseconds",
                    "examples": ["2024-01-31T00:00:00Z"]}
@@ -75,6 +81,23 @@ def _after_since(until: datetime | None, info: ValidationInfo) -> datetime | Non
     return until
 
 
+def _indicator_fields(value: Any) -> Any:
+    """`columns=rsi,adx` as a tuple of INDICATOR_FIELDS names; unknown, empty or repeated names are refused."""
+    if not isinstance(value, str):
+        return value
+    names = value.split(",")
+    valid = ", ".join(INDICATOR_FIELDS)
+    if value == "":
+        raise ValueError(f"columns is empty; give one or more of: {valid}")
+    unknown = [name for name in names if name not in INDICATOR_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown columns {_quotable(unknown[0])!r}; valid: {valid}")
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:  # refused, not collapsed: a doubled name is a typo for another one
+        raise ValueError(f"columns names {repeated!r} more than once; give each once")
+    return tuple(names)
+
+
 def _limit(default_max: tuple[int, int]) -> Any:
     default, maximum = default_max
     # The bounds come before the validator, or pydantic leaves minimum/maximum out of the schema.
@@ -102,6 +125,13 @@ Countdown = Annotated[int, Field(ge=1, le=MAX_DELAY_S, description=f"Start the r
                       BeforeValidator(_whole_number)]
 RunState = Annotated[Literal[RUN_STATES], BeforeValidator(lambda value: value.upper())]  # any case
 RunKind = Literal[KINDS]
+Format = Annotated[Literal[FORMATS], Field(FORMATS[0], description="json, or csv: a text/csv attachment with a "
+                                           "header row, for spreadsheets and pandas. Errors are JSON either way.")]
+_FIELD_NAME = f"(?:{'|'.join(INDICATOR_FIELDS)})"
+# A comma-separated list is one string parameter here (every parameter schema is a scalar); the
+# pattern spells out the valid names, from the same list the validator checks.
+IndicatorFields = Annotated[tuple[str, ...], BeforeValidator(_indicator_fields),
+                            WithJsonSchema({"type": "string", "pattern": f"^{_FIELD_NAME}(?:,{_FIELD_NAME})*$"})]
 
 
 def _relative(name: str, unit: str) -> Any:
@@ -171,19 +201,52 @@ class MarketsQuery(QueryModel):
     limit: _limit(MARKET_LIMIT)
 
 
-class CandlesQuery(QueryModel):
-    """GET /api/candles: one symbol and timeframe, a range and a row count."""
+class SeriesQuery(QueryModel):
+    """The filters of a read of one series: symbol, timeframe, exchange and a range of bars."""
 
     symbol: Symbol = Field(description="Instrument symbol, BASE/QUOTE in capitals.", examples=["BTC/USD"])
-    timeframe: TimeframeName | None = Field(None, description="Candle timeframe; defaults to the first configured one.",
-                                        examples=["1h"])
+    timeframe: TimeframeName | None = Field(None, description="Timeframe; defaults to the first configured one.",
+                                            examples=["1h"])
     exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
                                   examples=["kraken"])
-    since: Instant | None = Field(None, description="Only candles at or after this instant.")
-    until: Instant | None = Field(None, description="Only candles before this instant (must be after since).")
-    limit: _limit(CANDLE_LIMIT)
+    since: Instant | None = Field(None, description="Only bars at or after this instant.")
+    until: Instant | None = Field(None, description="Only bars before this instant (must be after since).")
 
     _until_after_since = field_validator("until")(_after_since)
+
+
+class CandlesQuery(SeriesQuery):
+    """GET /api/candles: one series, a range and a row count."""
+
+    limit: _limit(CANDLE_LIMIT)
+    format: Format
+
+
+class IndicatorsQuery(SeriesQuery):
+    """GET /api/indicators: one series, a range, the indicator columns and a row count."""
+
+    columns: IndicatorFields | None = Field(None, description="Comma-separated indicator columns to return "
+                                            f"(default all): {', '.join(INDICATOR_FIELDS)}. Each once.",
+                                            examples=["rsi,adx"])
+    limit: _limit(INDICATOR_LIMIT)
+    format: Format
+
+
+class PatternsQuery(SeriesQuery):
+    """GET /api/patterns: one series, a range of completing bars and a row count."""
+
+    limit: _limit(PATTERN_LIMIT)
+    format: Format
+
+
+class LevelsQuery(SeriesQuery):
+    """GET /api/levels: one series, a range of last touches and a row count."""
+
+    since: Instant | None = Field(None, description="Only levels last touched at or after this instant.")
+    until: Instant | None = Field(None, description="Only levels last touched before this instant "
+                                                    "(must be after since).")
+    limit: _limit(LEVEL_LIMIT)
+    format: Format
 
 
 class SignalsQuery(QueryModel):
@@ -196,6 +259,7 @@ class SignalsQuery(QueryModel):
                                   examples=["kraken"])
     since: Instant | None = Field(None, description="Only signals of bars at or after this instant.")
     limit: _limit(SIGNAL_LIMIT)
+    format: Format
 
 
 class RunsQuery(QueryModel):

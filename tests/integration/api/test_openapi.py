@@ -14,7 +14,8 @@ pytestmark = pytest.mark.integration
 _SAMPLES = {"symbol": "BTC/USD", "timeframe": "1h", "since": "2024-01-01", "until": "2024-01-02", "limit": "1",
             "strategy": "x", "exchange": "kraken", "state": "SUCCESS", "task": "backfill", "active": "true",
             "task_id": "x", "run_id": "x", "priority": "9", "countdown": "60", "eta": "2999-01-01T00:00:00Z",
-            "name": "pipeline-all-hourly", "add": "false", "quote": "USD", "type": "spot", "listed": "true"}
+            "name": "pipeline-all-hourly", "add": "false", "quote": "USD", "type": "spot", "listed": "true",
+            "format": "csv", "columns": "rsi,adx"}
 # Parameters that exclude another (the value): the value is sent, the key left out.
 _EITHER = {"eta": "countdown", "days": "since", "hours": "since", "bars": "since"}
 # A valid JSON body for each route that takes one, by operationId.
