@@ -1,4 +1,5 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, status, check-secrets, run-local."""
+"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, status, check-secrets,
+run-local."""
 
 from __future__ import annotations
 

@@ -79,7 +79,8 @@ def _queue_of(task: Mapping, route: Callable[[str], str]) -> str:
 
 def tasks_per_queue(replies: Mapping[str, Mapping | None], route: Callable[[str], str]) -> dict[str, Counter]:
     """{"active" | "reserved" | "scheduled": Counter(queue → tasks)} over every worker's reply."""
-    return {kind: Counter(_queue_of(task, route) for tasks in (replies.get(kind) or {}).values() for task in tasks or ())
+    return {kind: Counter(_queue_of(task, route)
+                          for tasks in (replies.get(kind) or {}).values() for task in tasks or ())
             for kind in TASK_LISTS}
 
 

@@ -45,9 +45,9 @@ def worker(fresh_servers):
 
 
 @pytest.fixture()
-def stocked(worker, fresh_servers, engine):
+def stocked(fresh_servers, engine):
     """Three urgent messages on the signals queue, which no worker consumes; two active instruments (one
-    with a candle closed an hour ago) and a retired one; a finished run."""
+    with a candle closed an hour ago) and a retired one with an old candle; two finished runs of kind all."""
     redis_url, _ = fresh_servers
     sender = Celery(broker=redis_url)
     sender.conf.update(task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
@@ -58,8 +58,9 @@ def stocked(worker, fresh_servers, engine):
         conn.execute(text("INSERT INTO instruments (id, exchange, symbol, timeframes, active) VALUES "
                           "(1, 'binance', 'BTC/USD', '{1h}', true), (2, 'binance', 'ETH/USD', '{1h}', true), "
                           "(3, 'binance', 'OLD/USD', '{1h}', false)"))
-        conn.execute(text("INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume, is_closed) "
-                          "VALUES (1, '1h', date_trunc('hour', now()) - interval '2 hours', 1, 1, 1, 1, 1, true), "
+        conn.execute(text("INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume, "
+                          "is_closed) VALUES "
+                          "(1, '1h', date_trunc('hour', now()) - interval '2 hours', 1, 1, 1, 1, 1, true), "
                           "(3, '1h', now() - interval '30 days', 1, 1, 1, 1, 1, true)"))
         conn.execute(text("INSERT INTO pipeline_runs (id, kind, state, created_at, finished_at) VALUES "
                           "('run-old', 'all', 'SUCCESS', now() - interval '3 hours', now() - interval '3 hours'), "

@@ -8,8 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.cli.status import (add_status_parser, data_rows, queue_rows, render, run_rows, tasks_per_queue,
-                                 workers_from_replies)
+from services.cli.status import (
+    add_status_parser,
+    data_rows,
+    queue_rows,
+    render,
+    run_rows,
+    tasks_per_queue,
+    workers_from_replies,
+)
 from services.core.priority import PRIORITY_STEPS
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

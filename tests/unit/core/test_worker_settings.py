@@ -31,7 +31,7 @@ def test_the_threads_pool_is_taken_once_the_child_limits_are_off(monkeypatch):
 
 def test_the_threads_pool_with_a_child_limit_is_refused_not_ignored(monkeypatch):
     monkeypatch.setenv("WORKER_POOL", "threads")
-    with pytest.raises(ConfigurationError, match="WORKER_POOL: .*WORKER_MAX_MEMORY_PER_CHILD_KB=0"):
+    with pytest.raises(ConfigurationError, match=r"WORKER_POOL: .*WORKER_MAX_MEMORY_PER_CHILD_KB=0"):
         load_settings()
 
 

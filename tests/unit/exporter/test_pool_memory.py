@@ -79,7 +79,8 @@ class _Control:
 
 def test_the_poller_asks_for_memory_after_the_queues_and_waits_only_for_the_workers_that_answered():
     app, recorded = _Control(QUEUES, REPLIES), []
-    assert InspectPoller(app, WorkerDirectory(()), ScrapeHealth(), timeout=1.5, record_memory=recorded.append).poll_once()
+    poller = InspectPoller(app, WorkerDirectory(()), ScrapeHealth(), timeout=1.5, record_memory=recorded.append)
+    assert poller.poll_once()
     assert app.broadcasts == [("pool_memory", {"reply": True, "timeout": 1.5, "limit": 3})]
     assert recorded == [REPLIES]
 
