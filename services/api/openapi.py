@@ -13,8 +13,8 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from services.api.auth import is_guarded
-from services.api.instruments_openapi import INSTRUMENT_OPERATIONS, INSTRUMENT_SCHEMAS
 from services.api.formats import CSV_MEDIA_TYPE
+from services.api.instruments_openapi import INSTRUMENT_OPERATIONS, INSTRUMENT_SCHEMAS
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.api.routes.deps import EXTENSION_KEY
 from services.api.schedules_openapi import SCHEDULE_OPERATIONS, SCHEDULE_SCHEMAS, SCHEDULE_TAG

@@ -1,4 +1,4 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, instruments, markets,
+"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, instruments, markets, status,
 check-secrets, run-local."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from services.cli.instruments import register_universe_commands
 from services.cli.runs import add_runs_parser, runs_command
 from services.cli.schedules import register_schedule_commands
+from services.cli.status import add_status_parser, status_command
 from services.core.config import get_settings
 from services.core.exceptions import CandleflowError, ConfigurationError
 from services.core.logging import configure_logging
@@ -194,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     repair.add_argument("--limit", type=int, default=500)
 
     add_runs_parser(commands)
+    add_status_parser(commands)
 
     run_local = commands.add_parser("run-local", help="migrate, then run every Procfile process")
     run_local.add_argument("--procfile", default="Procfile")
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         # `schedule` verbs bring their own handler (services/cli/schedules.py).
         handler = getattr(args, "handler", None) or {
             "migrate": _migrate, "backfill": _backfill, "sync": _sync, "repair": _repair, "run-local": _run_local,
-            "check-secrets": _check_secrets, "runs": runs_command}[args.command]
+            "check-secrets": _check_secrets, "runs": runs_command, "status": status_command}[args.command]
         return handler(args)
     except (ConfigurationError, ValueError, UniverseError) as exc:  # the request itself is wrong
         print(f"candleflow {args.command}: {exc}", file=sys.stderr)

@@ -10,11 +10,12 @@ from celery import Celery
 from celery.signals import before_task_publish, celeryd_init, setup_logging, worker_process_init
 from kombu import Exchange, Queue
 
-from services.core.config import get_settings
+from services.core.config import Settings, get_settings
 from services.core.logging import configure_logging
 from services.core.priority import DEFAULT_PRIORITY, PRIORITY_STEPS, broker_priority
 
-__all__ = ["app", "WORKER_QUEUES", "PIPELINE_QUEUE", "QUEUES", "TASK_ROUTES", "create_celery"]
+__all__ = ["app", "WORKER_QUEUES", "PIPELINE_QUEUE", "QUEUES", "TASK_ROUTES", "create_celery", "soft_time_limit",
+           "worker_conf"]
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,25 @@ TASK_ROUTES = {
 TASK_MODULES = ("services.core.pipeline.tasks",)
 
 
+def soft_time_limit(hard_s: int) -> int:
+    """The soft limit for a hard one: 30 s before it, for the task to record its failure."""
+    return max(1, hard_s - 30)
+
+
+def worker_conf(settings: Settings) -> dict:
+    """The WORKER_* settings as Celery's worker_* keys (0 means no limit, which Celery calls None)."""
+    return {
+        "worker_pool": settings.worker_pool,
+        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        "worker_max_tasks_per_child": settings.worker_max_tasks_per_child or None,
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_kb or None,
+    }
+
+
 def create_celery() -> Celery:
     """Build the app from settings; called once at import for the module-level `app`."""
     settings = get_settings()
+    longest = max(settings.task_time_limit_s, *settings.task_time_limits.values())
     celery = Celery("candleflow", broker=settings.redis_url, backend=settings.redis_url)
     celery.conf.update(
         # Each queue on its own exchange: publishing through one never copies into the others.
@@ -57,19 +74,21 @@ def create_celery() -> Celery:
         # and a worker killed mid-task hands the message back to the queue.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
+        **worker_conf(settings),
+        # Stage tasks are sent with their run kind's limits (TASK_TIME_LIMITS); these cover the rest.
         task_time_limit=settings.task_time_limit_s,
-        task_soft_time_limit=max(1, settings.task_time_limit_s - 30),
+        task_soft_time_limit=soft_time_limit(settings.task_time_limit_s),
         result_expires=settings.result_expires_s,
         result_extended=True,
         task_track_started=True,
         task_send_sent_event=True,
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
-        # Longer than the longest task, or Redis redelivers a still-running task.
-        # Priority steps are global across a worker's queues (kombu pops every queue's most urgent
-        # list first); within a level, queues are taken in the order the worker names them.
-        broker_transport_options={"visibility_timeout": settings.task_time_limit_s * 2,
+        # Longer than the longest task (the longest limit of any run kind), or Redis redelivers a
+        # still-running task. Priority steps are global across a worker's queues (kombu pops every
+        # queue's most urgent list first); within a level, queues are taken in the order the worker
+        # names them.
+        broker_transport_options={"visibility_timeout": longest * 2,
                                   "priority_steps": PRIORITY_STEPS, "queue_order_strategy": "priority"},
         # A message sent without a priority (maintenance, Flower) waits like a default run.
         task_default_priority=broker_priority(DEFAULT_PRIORITY),
@@ -101,6 +120,13 @@ def _stamp_enqueue_time(headers: dict | None = None, **_: object) -> None:
     # Celery messages carry no enqueue time; the exporter reads this to age the oldest waiting task.
     if headers is not None:
         headers.setdefault("sent_at", time.time())
+
+
+@celeryd_init.connect
+def _register_pool_memory_command(**_: object) -> None:
+    # Each pool process's memory, asked for over the broker by the exporter (which cannot see this
+    # container's /proc); imported here so that only workers carry the command.
+    from services.core import pool_memory  # noqa: F401
 
 
 @celeryd_init.connect

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, StrictInt, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.core.auto_add import AutoAddRule, parse_auto_add
@@ -16,9 +16,13 @@ from services.core.exchange_ids import ccxt_exchange_ids
 from services.core.secrets import url_password, weakness
 from services.core.timeframe import Timeframe
 
-__all__ = ["Settings", "get_settings", "load_settings", "SYMBOL_RE"]
+__all__ = ["Settings", "get_settings", "load_settings", "SYMBOL_RE", "WORKER_POOLS", "DEFAULT_TASK_TIME_LIMITS"]
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
+# Celery pools a worker may run: processes (the default) or threads in one process.
+WORKER_POOLS = frozenset({"prefork", "threads"})
+# Stage time limits of the run kinds that need other than TASK_TIME_LIMIT_S (TASK_TIME_LIMITS adds to these).
+DEFAULT_TASK_TIME_LIMITS = {"backfill": 3600}
 
 
 def _split_csv(value: object) -> object:
@@ -93,6 +97,52 @@ class Settings(BaseSettings):
     exporter_unacked_parse_limit: int = Field(1000, ge=0)
     # Task ids remembered from task-sent events, for queue-wait times and message ages.
     exporter_tracked_tasks: int = Field(100_000, gt=0)
+    # --- Worker tuning (issue #16): applied as the app's worker_* keys, so `celery inspect conf`
+    # and Flower show them. 0 is "no limit" for the two recycling thresholds.
+    # A task is a batch of instruments (PIPELINE_BATCH_SIZE), so a child runs few of them; the
+    # memory ceiling below is the guard against growth, and recycling by count would only make
+    # the ingest child reload the exchange's market list for nothing.
+    worker_max_tasks_per_child: int = Field(0, ge=0)
+    # Almost twice the largest child measured (worker-ingest at 10,000 instruments: 464 MB for
+    # its main process and child together, docs/benchmarks.md) and under the 1 GB container limit
+    # of docker-compose.prod.yml,
+    # so a bloated child is replaced after its task instead of the container being OOM-killed.
+    worker_max_memory_per_child_kb: int = Field(600_000, ge=0)
+    # One message reserved per process: a long batch never holds back others a free process could run.
+    worker_prefetch_multiplier: int = Field(1, gt=0)
+    worker_pool: str = "prefork"
+    # Run kind → hard time limit (s) of its stage tasks, merged over these defaults; a kind not
+    # named takes TASK_TIME_LIMIT_S. A backfill walks months of bars at the exchange's rate limit.
+    task_time_limits: dict[str, StrictInt] = Field(default_factory=lambda: dict(DEFAULT_TASK_TIME_LIMITS),
+                                                   description="JSON: run kind → seconds, e.g. {\"backfill\": 7200}")
+
+    @field_validator("worker_pool")
+    @classmethod
+    def _pool_supported(cls, value: str, info: ValidationInfo) -> str:
+        if value not in WORKER_POOLS:
+            raise ValueError(f"{value[:20]!r} is not a pool candleflow runs: use one of {sorted(WORKER_POOLS)} "
+                             "(gevent and eventlet are not installed: psycopg2 would block their event loop, "
+                             "and the indicator stages are CPU-bound; see docs/configuration.md)")
+        # The threads pool runs tasks in the worker's own process, which Celery never recycles:
+        # a child limit there would be accepted and ignored.
+        if value != "prefork" and (info.data.get("worker_max_tasks_per_child")
+                                   or info.data.get("worker_max_memory_per_child_kb")):
+            raise ValueError(f"{value} has no child processes to recycle: set WORKER_MAX_TASKS_PER_CHILD=0 "
+                             "and WORKER_MAX_MEMORY_PER_CHILD_KB=0 with it")
+        return value
+
+    @field_validator("task_time_limits", mode="before")
+    @classmethod
+    def _over_default_limits(cls, value: object) -> object:
+        return {**DEFAULT_TASK_TIME_LIMITS, **value} if isinstance(value, dict) else value
+
+    @field_validator("task_time_limits")
+    @classmethod
+    def _limits_positive(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {kind: seconds for kind, seconds in value.items() if seconds < 1}
+        if bad:
+            raise ValueError(f"time limits must be at least 1 second, got {bad}")
+        return value
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from services.exporter.events import TaskEventCollector, TaskEventStats
 from services.exporter.exposition import EMPTY, EOF, Chunk, metrics_app, render_families, serve_metrics
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
 from services.exporter.pipeline import PipelineCollector, PipelineRefresher
+from services.exporter.pool_memory import PoolMemory, PoolMemoryCollector, memory_from_replies
 from services.exporter.queues import QueueCollector, QueueProbe
 from services.exporter.workers import InspectPoller, WorkerCollector, WorkerDirectory
 
@@ -47,8 +48,10 @@ class Exporter:
         self.tasks = TaskEventStats(queue_router(app), tracked_tasks=self.settings.exporter_tracked_tasks)
         self.workers = WorkerDirectory(queues)
         self.stream = EventStream(app, [self.tasks.record, self._worker_event])
+        self.pool_memory = PoolMemory()
         self.poller = InspectPoller(app, self.workers, self.health, interval=self.settings.exporter_inspect_interval_s,
-                                    timeout=self.settings.exporter_inspect_timeout_s)
+                                    timeout=self.settings.exporter_inspect_timeout_s,
+                                    record_memory=lambda replies: self.pool_memory.record(memory_from_replies(replies)))
         probe_options = {"priority_steps": transport["priority_steps"]} if "priority_steps" in transport else {}
         probe = QueueProbe(redis_client, queues, key_prefix=transport.get("global_keyprefix", ""),
                            routing={name: name for name in queues},
@@ -63,6 +66,7 @@ class Exporter:
         for collector in (
             QueueCollector(probe, self.health),
             WorkerCollector(self.workers),
+            PoolMemoryCollector(self.workers, self.pool_memory),
             TaskEventCollector(self.tasks, self.stream),
             BeatCollector(redis_client, keys.REDBEAT_PREFIX, self.health),
             self.pipeline,

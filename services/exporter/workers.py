@@ -73,11 +73,13 @@ class InspectPoller(threading.Thread):
     """Asks every worker for its queues every `interval` seconds, or sooner when the directory wants it."""
 
     def __init__(self, app: Celery, directory: WorkerDirectory, health: ScrapeHealth, *,
-                 interval: float = 10.0, timeout: float = 1.0) -> None:
+                 interval: float = 10.0, timeout: float = 1.0,
+                 record_memory: Callable[[list[dict]], None] | None = None) -> None:
         super().__init__(name="exporter-inspect", daemon=True)
         self._app = app
         self._directory = directory
         self._health = health
+        self._record_memory = record_memory
         self._interval = interval
         self._timeout = timeout
         self._stopping = threading.Event()
@@ -90,7 +92,18 @@ class InspectPoller(threading.Thread):
         if replies is None:
             return False
         self._directory.record_poll(queues_from_replies(replies), asked_at)
+        if self._record_memory is not None:
+            self._poll_memory(len(replies))
         return True
+
+    def _poll_memory(self, workers: int) -> None:
+        # Each worker's pool processes' memory (services/core/pool_memory.py). `limit`: the
+        # broadcast returns once the workers that just answered have, instead of waiting out
+        # its timeout.
+        replies = [] if not workers else self._health.attempt("workers_memory", lambda: self._app.control.broadcast(
+            "pool_memory", reply=True, timeout=self._timeout, limit=workers) or [])
+        if replies is not None:
+            self._record_memory(replies)
 
     def run(self) -> None:
         while not self._stopping.is_set():

@@ -298,6 +298,21 @@ def test_the_running_exporter_sees_the_worker_its_tasks_and_the_worker_leaving(s
     assert processes["exporter"].poll() is None
 
 
+def test_the_running_exporter_reports_each_worker_child_s_memory_and_the_limit(stack):
+    port, _app, start_worker, _processes = stack
+    start_worker()
+    scrape = _wait_for(lambda: (lambda s: s if any(name == "candleflow_worker_child_rss_bytes"
+                                                   for name, _ in s.samples) else None)(Scrape(port)),
+                       "a worker child's memory")
+    (worker, child), rss = next(((dict(labels)["worker"], dict(labels)["child"]), value)
+                                for (name, labels), value in scrape.samples.items()
+                                if name == "candleflow_worker_child_rss_bytes")
+    assert worker.startswith("signals@") and child == "0"  # the Procfile's one process
+    assert 20 * 2**20 < rss <= scrape.value("candleflow_worker_child_peak_rss_bytes", worker=worker, child="0")
+    assert scrape.value("candleflow_worker_child_memory_limit_bytes", worker=worker) == 600000 * 1024
+    assert scrape.value("candleflow_exporter_scrape_errors_total", collector="workers_memory") in (None, 0)
+
+
 def test_every_dashboard_panel_and_alert_queries_only_metrics_the_exporter_exposes(stack):
     port, _app, _start_worker, _processes = stack
     _wait_for(lambda: Scrape(port).value("candleflow_workers_online") is not None, "the first worker poll")

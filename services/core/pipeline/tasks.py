@@ -18,6 +18,7 @@ from services.core.pipeline.lost import fail_lost_runs
 from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of, stage_task_id
 from services.core.pipeline.scopes import resolve_range, scope_symbols, scope_timeframes
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
+from services.core.pipeline.time_limits import kind_time_limits, stage_time_limits
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
 from services.core.store.instruments import active_universe
 
@@ -25,6 +26,9 @@ __all__ = ["start_run", "finish_run", "abort_run", "prune_history", "find_lost",
            "plan_batches", "summarise"]
 
 log = logging.getLogger(__name__)
+
+# A worker refuses to start on a TASK_TIME_LIMITS entry naming no run kind, not at its first run.
+kind_time_limits(get_settings())
 
 
 def plan_instruments(scope: dict, universe: dict[str, list[str]]) -> tuple[list[tuple[str, str]], list[dict]]:
@@ -68,10 +72,12 @@ def plan_batches(instruments: list[tuple[str, str]], size: int) -> list[tuple[st
 
 def _batch_chain(run_id: str, batch: int, kind: str, timeframe: str, symbols: list[str], params: dict,
                  priority: int):
-    # Every stage task inherits the run's priority, so an urgent run overtakes a backlog at each hop;
-    # its id is derived from the run's, so a cancel can revoke it without asking the broker.
+    # Every stage task inherits the run's priority, so an urgent run overtakes a backlog at each hop,
+    # and its kind's time limits (a backfill outlasts an hourly sync); its id is derived from the
+    # run's, so a cancel can revoke it without asking the broker.
+    limits = stage_time_limits(kind, get_settings())
     stages = [app.signature(STAGES[name].task, priority=broker_priority(priority),
-                            task_id=stage_task_id(run_id, batch, name)) for name in KIND_STAGES[kind]]
+                            task_id=stage_task_id(run_id, batch, name), **limits) for name in KIND_STAGES[kind]]
     stages[0] = stages[0].clone(args=(new_carry(run_id, symbols, timeframe, params),))
     return chain(*stages)
 
