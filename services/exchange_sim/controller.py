@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+from . import timeframes
 from .clock import SimClock, parse_time_ms
 from .faults import FaultPlan
+from .klines import bar_columns
 from .listing import Listing
 from .markets import DEFAULT_SYMBOLS, Market
 from .prices import PricePath
@@ -77,6 +79,22 @@ class Simulator:
             if key not in self._paths:
                 self._paths[key] = PricePath(self.seed, market, interval, self.listed_ms)
             return self._paths[key]
+
+    def ohlcv(self, symbol: str, interval: str, since_ms: int, until_ms: int) -> list[list]:
+        """[open ms, open, high, low, close, volume] of the bars opening in [since, until) and by
+        now, as every dialect's body states them (parsed back from their decimals): what a
+        client should have read, for tests to expect. Fault rules do not apply."""
+        market, now = self.market(symbol), self.now_ms()
+        path = self.price_path(market.id, interval)
+        first = max(path.first_index, timeframes.first_bar_at_or_after(interval, since_ms))
+        last = min(timeframes.bar_index_at(interval, until_ms - 1), timeframes.bar_index_at(interval, now))
+        if last < first:
+            return []
+        candles = path.candles(first, last - first + 1, now)
+        bars = bar_columns(candles, market.tick_size, market.step_size, market.hourly_volume)
+        columns = [bars[name].tolist() for name in ("open", "high", "low", "close", "volume")]
+        return [[ts, *(float(f"{value:.8f}") for value in values)]
+                for ts, *values in zip(candles.open_ms.tolist(), *columns, strict=True)]
 
     # --- clock ----------------------------------------------------------------------
     def now_ms(self) -> int:
