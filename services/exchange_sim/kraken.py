@@ -166,6 +166,8 @@ def select_ohlc_bars(path: PricePath, query: OhlcQuery, now_ms: int,
     opening after `since`; the open bar is there whatever `since` says. Missing bars are left out."""
     interval = query.interval
     newest = timeframes.bar_index_at(interval, now_ms)
+    if newest < path.first_index:
+        return []  # not listed yet: no bar exists
     oldest = max(path.first_index, newest - WINDOW + 1)
     if query.since_s is not None:
         after = timeframes.bar_index_at(interval, query.since_s * 1000) + 1

@@ -266,3 +266,9 @@ def test_bad_listing_requests_are_refused_with_a_message(simulator, method, body
     answer = getattr(requests, method)(url + "/_sim/markets", json=body, timeout=5)
     assert answer.status_code == 400 and message in answer.json()["error"]
     assert sorted(m["symbol"] for m in sim.listing.describe()) == sorted(SYMBOLS)
+
+
+def test_before_the_listing_there_is_no_bar_whatever_since_says():
+    with running_simulator(dialect="kraken", symbols=["BTC/USD"], listed="2024-03-02") as (url, _):
+        for params in ({"interval": 60}, {"interval": 60, "since": 0}, {"interval": 60, "since": NOW // 1000}):
+            assert ohlc(url, **params)["XXBTZUSD"] == []
