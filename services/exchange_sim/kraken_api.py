@@ -8,8 +8,18 @@ from flask import Flask, request
 
 from .controller import Simulator
 from .faults import KRAKEN_FIELDS, RequestContext
-from .kraken import (KrakenError, KrakenPair, asset_pairs, assets, kraken_pair, last_committed_s,
-                     ohlc_rows, parse_ohlc_query, select_ohlc_bars, server_time)
+from .kraken import (
+    KrakenError,
+    KrakenPair,
+    asset_pairs,
+    assets,
+    kraken_pair,
+    last_committed_s,
+    ohlc_rows,
+    parse_ohlc_query,
+    select_ohlc_bars,
+    server_time,
+)
 from .replies import dumps, json_response, reply
 
 __all__ = ["PREFIXES", "register"]
@@ -105,6 +115,8 @@ def register(app: Flask, sim: Simulator) -> None:
                 rows, opens = [rows[b - first] for b in bars], [opens[b - first] for b in bars]
             sim.faults.record_use(gaps.used)
             rows = sim.faults.spoil(ctx, rows, opens, f"{market.tick_size:.8f}", KRAKEN_FIELDS)
-            return '{"error":[],"result":{%s:[%s],"last":%d}}' % (dumps(query.pair.key), ",".join(rows), last)
+            # Rows are already JSON text: the envelope is put around them, not re-encoded.
+            candles_json = "[" + ",".join(rows) + "]"
+            return '{"error":[],"result":{' + dumps(query.pair.key) + ":" + candles_json + ',"last":' + str(last) + "}}"
 
         return reply(sim, ctx, page)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from services.core.exceptions import PermanentSourceError
-from services.core.timeparse import parse_instant_ms
 from services.core.timeframe import Timeframe
+from services.core.timeparse import parse_instant_ms
 from services.exchange_sim.server import running_simulator
 from services.ingest.fetching import backfill, repair_windows, sync_instrument
 from services.ingest.windows import plan_windows

@@ -26,7 +26,7 @@ def simulator():
 
 @pytest.fixture(autouse=True)
 def fresh_state(simulator):
-    url, sim = simulator
+    _url, sim = simulator
     sim.clear_faults()
     sim.set_now(NOW, rate=0)
     sim.reset_requests()

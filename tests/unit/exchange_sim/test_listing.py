@@ -1,4 +1,4 @@
-"""The listing changes while the server runs, in every dialect and in every server process; the CLI picks the dialect."""
+"""The listing changes while the server runs, in every dialect and every server process; the CLI picks the dialect."""
 
 from __future__ import annotations
 
