@@ -1,37 +1,25 @@
-"""Flask app speaking Binance spot's public REST dialect, plus /_sim/ controls."""
+"""Flask app speaking one exchange's public REST dialect (SIM_DIALECT), plus /_sim/ controls."""
 
 from __future__ import annotations
 
-import json
-import time
-
 from flask import Flask, Response, g, request
 
+from . import binance_api, kraken_api
 from .controller import Simulator, iso
-from .faults import RequestContext, error_reply
-from .klines import BinanceError, kline_rows, parse_query, select_bars
-from .markets import exchange_info
+from .replies import json_response
 
-__all__ = ["create_app"]
+__all__ = ["DIALECT_ROUTES", "create_app"]
 
-_JSON = "application/json;charset=UTF-8"
-_DERIVATIVE_INFO = ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo")
-
-
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
-def _json(obj: object, status: int = 200) -> Response:
-    return Response(_dumps(obj), status, content_type=_JSON)
+# Each dialect: the module whose register() adds its routes, and the path prefixes it owns.
+DIALECT_ROUTES = {"binance": binance_api, "kraken": kraken_api}
 
 
 def _admin_error(message: str) -> Response:
-    return _json({"error": message}, 400)
+    return json_response({"error": message}, 400)
 
 
 def create_app(sim: Simulator) -> Flask:
-    """The HTTP app for one Simulator instance."""
+    """The HTTP app for one Simulator instance, speaking its dialect."""
     app = Flask("candleflow.exchange_sim")
 
     @app.before_request
@@ -45,99 +33,31 @@ def create_app(sim: Simulator) -> Flask:
             sim.record_status(g.log_number, response.status_code)
         return response
 
-    @app.errorhandler(BinanceError)
-    def _binance_error(err: BinanceError):
-        return _json(err.body(), err.status)
-
     @app.errorhandler(404)
     def _not_found(_err):
-        return Response(f"simulator: no route for {request.method} {request.path}\n", 404,
+        return Response(f"simulator: no route for {request.method} {request.path}{_other_dialect(sim)}\n", 404,
                         content_type="text/plain")
 
-    def reply(ctx: RequestContext, produce) -> Response:
-        """Answer with produce() (JSON text) unless a fault rule fires for this request."""
-        rule = sim.faults.request_fault(ctx)
-        if rule is not None and rule.kind == "timeout":
-            time.sleep(rule.seconds)  # longer than the client waits; it sees a read timeout
-            rule = None
-        if rule is None:
-            return Response(produce(), 200, content_type=_JSON)
-        normal = produce() if rule.kind == "malformed_json" else ""
-        status, headers, body = error_reply(rule, normal, sim.now_ms())
-        return Response(body, status, headers=headers)
-
-    @app.get("/api/v3/ping")
-    def ping():
-        return reply(RequestContext(request.path), lambda: "{}")
-
-    @app.get("/api/v3/time")
-    def server_time():
-        return reply(RequestContext(request.path), lambda: _dumps({"serverTime": sim.now_ms()}))
-
-    @app.get("/api/v3/exchangeInfo")
-    def spot_exchange_info():
-        wanted = _requested_symbols(request.args)
-        markets = list(sim.markets.values())
-        if wanted is not None:
-            if any(s not in sim.markets for s in wanted):
-                raise BinanceError(-1121, "Invalid symbol.")
-            markets = [sim.markets[s] for s in wanted]
-        ctx = RequestContext(request.path, wanted[0] if wanted and len(wanted) == 1 else None)
-        return reply(ctx, lambda: _dumps(exchange_info(markets, sim.now_ms())))
-
-    for route in _DERIVATIVE_INFO:
-        # Served empty so ccxt's default load_markets (spot + linear + inverse) succeeds.
-        app.add_url_rule(route, route, lambda: reply(RequestContext(request.path),
-                                                     lambda: _dumps(exchange_info([], sim.now_ms()))))
-
-    @app.get("/api/v3/klines")
-    @app.get("/api/v3/uiKlines")
-    def klines():
-        query = parse_query(request.args, set(sim.markets))
-        path = sim.price_path(query.symbol, query.interval)
-        market, now = sim.market(query.symbol), sim.now_ms()
-        plain = RequestContext(request.path, query.symbol, query.interval)
-        gaps = sim.faults.gap_filter(plain)
-        bars = select_bars(path, query, now, gaps if gaps.rules else None)
-        if not bars:
-            return reply(plain, lambda: "[]")
-        first, last = bars[0], bars[-1]
-        candles = path.candles(first, last - first + 1, now)
-        ctx = RequestContext(request.path, query.symbol, query.interval,
-                             int(candles.open_ms[0]), int(candles.open_ms[-1]))
-
-        def page() -> str:
-            rows = kline_rows(candles, market.tick_size, market.step_size, market.hourly_volume)
-            opens = candles.open_ms.tolist()
-            if len(rows) != len(bars):  # gaps: keep only the bars that were selected
-                rows, opens = [rows[b - first] for b in bars], [opens[b - first] for b in bars]
-            sim.faults.record_use(gaps.used)
-            rows = sim.faults.spoil(ctx, rows, opens, f"{market.tick_size:.8f}")
-            return "[" + ",".join(rows) + "]"
-
-        return reply(ctx, page)
-
+    DIALECT_ROUTES[sim.dialect].register(app, sim)
     _register_admin(app, sim)
     return app
 
 
-def _requested_symbols(args) -> list[str] | None:
-    if args.get("symbol"):
-        return [args["symbol"]]
-    if args.get("symbols"):
-        try:
-            return [str(s) for s in json.loads(args["symbols"])]
-        except ValueError:
-            raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.") from None
-    return None
+def _other_dialect(sim: Simulator) -> str:
+    """Why a path of another dialect is not served: the simulator speaks one per run."""
+    for dialect, routes in DIALECT_ROUTES.items():
+        if dialect != sim.dialect and request.path.startswith(routes.PREFIXES):
+            return (f" (a {dialect} path; this simulator speaks the {sim.dialect} dialect:"
+                    f" start it with SIM_DIALECT={dialect} / --dialect {dialect})")
+    return ""
 
 
 def _register_admin(app: Flask, sim: Simulator) -> None:
-    """/_sim/: clock, faults and request log, for tests and demo operators (never counted)."""
+    """/_sim/: clock, markets, faults and request log, for tests and demo operators (never counted)."""
 
     @app.get("/_sim/state")
     def state():
-        return _json(sim.state())
+        return json_response(sim.state())
 
     @app.route("/_sim/clock", methods=["GET", "POST"])
     def clock():
@@ -152,7 +72,31 @@ def _register_admin(app: Flask, sim: Simulator) -> None:
         except (TypeError, ValueError) as err:
             return _admin_error(str(err))
         now = sim.now_ms()
-        return _json({"now_ms": now, "now": iso(now), "rate": sim.clock.rate})
+        return json_response({"now_ms": now, "now": iso(now), "rate": sim.clock.rate})
+
+    @app.route("/_sim/markets", methods=["GET", "POST", "DELETE"])
+    def markets():
+        if request.method != "GET":
+            body = request.get_json(silent=True)
+            symbols = body.get("symbols") if isinstance(body, dict) else None
+            if not isinstance(symbols, list):
+                return _admin_error('send {"symbols": ["BASE/QUOTE", ...]} (POST may add "active": false)')
+            try:
+                if request.method == "POST":
+                    sim.list_markets(symbols, body.get("active", True))
+                else:
+                    sim.delist_markets(symbols)
+            except ValueError as err:
+                return _admin_error(str(err))
+        return json_response({"markets": sim.listing.describe()})
+
+    @app.delete("/_sim/markets/<path:symbol>")
+    def delist_market(symbol: str):
+        try:
+            sim.delist_markets([symbol])
+        except ValueError as err:
+            return _admin_error(str(err))
+        return json_response({"markets": sim.listing.describe()})
 
     @app.route("/_sim/faults", methods=["GET", "POST", "DELETE"])
     def faults():
@@ -168,10 +112,10 @@ def _register_admin(app: Flask, sim: Simulator) -> None:
                 return _admin_error(str(err))
         elif request.method == "DELETE":
             sim.clear_faults()
-        return _json({"rules": sim.faults.describe()})
+        return json_response({"rules": sim.faults.describe()})
 
     @app.route("/_sim/requests", methods=["GET", "DELETE"])
     def requests_seen():
         if request.method == "DELETE":
             sim.reset_requests()
-        return _json({"counts": sim.request_counts(), "recent": sim.recent_requests()})
+        return json_response({"counts": sim.request_counts(), "recent": sim.recent_requests()})

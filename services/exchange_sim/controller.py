@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+from . import timeframes
 from .clock import SimClock, parse_time_ms
 from .faults import FaultPlan
-from .markets import DEFAULT_SYMBOLS, Market, make_market
+from .klines import bar_columns
+from .listing import Listing
+from .markets import DEFAULT_SYMBOLS, Market
 from .prices import PricePath
 from .shared import RequestLog
 
-__all__ = ["DEFAULT_LISTED", "DEFAULT_NOW", "Simulator", "iso"]
+__all__ = ["DEFAULT_DIALECT", "DIALECTS", "DEFAULT_LISTED", "DEFAULT_NOW", "Simulator", "iso"]
+
+DIALECTS = ("binance", "kraken")  # the public REST dialects it speaks, one per run (SIM_DIALECT)
+DEFAULT_DIALECT = "binance"
 
 DEFAULT_LISTED = "2022-01-01T00:00:00Z"  # no candle exists before this, as before a listing
 DEFAULT_NOW = "2024-03-01T00:00:00Z"  # tests' frozen start; the CLI defaults to wall time
@@ -25,21 +31,22 @@ def iso(ms: int) -> str:
 class Simulator:
     """Everything one run of the simulator knows; the HTTP app and tests share one instance.
 
-    Tests drive it directly (`sim.advance(3600)`, `sim.set_faults([...])`); other processes
-    use the same controls over HTTP under /_sim/. What changes at runtime (clock, fault rules
-    and their counters, request log) is kept in shared memory, so server processes forked
-    after the Simulator was made all see one state; markets and price paths are pure
-    functions of the seed and are cached by each process for itself.
+    Tests drive it directly (`sim.advance(3600)`, `sim.set_faults([...])`,
+    `sim.list_markets([...])`); other processes use the same controls over HTTP under /_sim/.
+    What changes at runtime (clock, listing, fault rules and their counters, request log) is
+    kept in shared memory, so server processes forked after the Simulator was made all see
+    one state; market parameters and price paths are pure functions of the seed and symbol
+    and are cached by each process for itself, so every dialect serves the same candles.
     """
 
     def __init__(self, seed: int = 0, symbols=DEFAULT_SYMBOLS, now=DEFAULT_NOW,
                  clock_rate: float = 0.0, faults: list[dict] | None = None,
-                 listed=DEFAULT_LISTED):
+                 listed=DEFAULT_LISTED, dialect: str = DEFAULT_DIALECT):
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
+        self.dialect = dialect
         self.seed = int(seed)
-        markets = [make_market(s) for s in symbols]
-        self.markets: dict[str, Market] = {m.id: m for m in markets}
-        if len(self.markets) != len(markets):
-            raise ValueError(f"duplicate symbols in {list(symbols)}")
+        self.listing = Listing(symbols)
         self.listed_ms = parse_time_ms(listed)
         self.clock = SimClock(None if now is None else parse_time_ms(now), clock_rate)
         self.faults = FaultPlan(faults)
@@ -48,9 +55,22 @@ class Simulator:
         self._log = RequestLog(_RECENT)
 
     # --- markets and prices -------------------------------------------------------
+    @property
+    def markets(self) -> dict[str, Market]:
+        """The markets listed now, by Binance-style id ("BTCUSD")."""
+        return self.listing.markets
+
     def market(self, symbol: str) -> Market:
         """By Binance id ("BTCUSD") or ccxt symbol ("BTC/USD")."""
         return self.markets[symbol.replace("/", "").upper()]
+
+    def list_markets(self, symbols, active: bool = True) -> None:
+        """List markets now (or halt them, active=False); a relisted market has the same candles."""
+        self.listing.list(symbols, active)
+
+    def delist_markets(self, symbols) -> None:
+        """Remove markets now: from the market list and from every candle endpoint."""
+        self.listing.delist(symbols)
 
     def price_path(self, symbol: str, interval: str) -> PricePath:
         market = self.market(symbol)
@@ -59,6 +79,22 @@ class Simulator:
             if key not in self._paths:
                 self._paths[key] = PricePath(self.seed, market, interval, self.listed_ms)
             return self._paths[key]
+
+    def ohlcv(self, symbol: str, interval: str, since_ms: int, until_ms: int) -> list[list]:
+        """[open ms, open, high, low, close, volume] of the bars opening in [since, until) and by
+        now, as every dialect's body states them (parsed back from their decimals): what a
+        client should have read, for tests to expect. Fault rules do not apply."""
+        market, now = self.market(symbol), self.now_ms()
+        path = self.price_path(market.id, interval)
+        first = max(path.first_index, timeframes.first_bar_at_or_after(interval, since_ms))
+        last = min(timeframes.bar_index_at(interval, until_ms - 1), timeframes.bar_index_at(interval, now))
+        if last < first:
+            return []
+        candles = path.candles(first, last - first + 1, now)
+        bars = bar_columns(candles, market.tick_size, market.step_size, market.hourly_volume)
+        columns = [bars[name].tolist() for name in ("open", "high", "low", "close", "volume")]
+        return [[ts, *(float(f"{value:.8f}") for value in values)]
+                for ts, *values in zip(candles.open_ms.tolist(), *columns, strict=True)]
 
     # --- clock ----------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -101,8 +137,9 @@ class Simulator:
     def state(self) -> dict:
         now = self.now_ms()
         return {
-            "dialect": "binance-spot", "seed": self.seed,
+            "dialect": self.dialect, "seed": self.seed,
             "symbols": [m.symbol for m in self.markets.values()],
+            "markets": self.listing.describe(),
             "listed": iso(self.listed_ms), "now_ms": now, "now": iso(now),
             "clock_rate": self.clock.rate, "faults": self.faults.describe(),
             "requests": self.request_counts(),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .shared import SharedMemory
 
 __all__ = [
-    "REQUEST_KINDS", "DATA_KINDS", "DEFECTS",
+    "REQUEST_KINDS", "DATA_KINDS", "DEFECTS", "BINANCE_FIELDS", "KRAKEN_FIELDS",
     "FaultRule", "RequestContext", "FaultPlan", "GapFilter", "parse_rule", "error_reply",
 ]
 
@@ -19,7 +19,11 @@ DATA_KINDS = ("missing_candles", "bad_candle")
 REQUEST_KINDS = ("http_418", "http_429", "http_500", "http_502", "http_503", "http_504",
                  "timeout", "malformed_json", "html_page")
 DEFECTS = ("high_below_low", "negative_price", "zero_price", "nan_price", "negative_volume")
-_FIELDS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+# Where each field sits in a candle row of each dialect (Kraken has vwap before volume).
+BINANCE_FIELDS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+KRAKEN_FIELDS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 6}
+_BODIES = ("html", "json", "empty")
+_BODY_ALIASES = {"binance_json": "json"}  # the name from before the simulator spoke Kraken
 _DATA_ONLY = ("ts", "defect", "field")
 _REQUEST_ONLY = ("retry_after", "seconds", "body")
 _KEYS = {"kind", "path", "symbol", "interval", "timeframe", "start_ms", "end_ms", "ts",
@@ -86,7 +90,8 @@ def parse_rule(raw: dict) -> FaultRule:
     rule = FaultRule(kind=kind, path=raw.get("path"),
                      interval=raw.get("interval", raw.get("timeframe")),
                      ts=frozenset(int(t) for t in raw.get("ts", ())),
-                     after=int(raw.get("after", 0)), body=raw.get("body", "html"),
+                     after=int(raw.get("after", 0)),
+                     body=_BODY_ALIASES.get(raw.get("body"), raw.get("body", "html")),
                      defect=raw.get("defect", "high_below_low"), field=raw.get("field", "close"))
     if raw.get("symbol"):
         rule.symbol = str(raw["symbol"]).replace("/", "").upper()
@@ -97,10 +102,10 @@ def parse_rule(raw: dict) -> FaultRule:
     rule.seconds = float(raw.get("seconds", 5.0))
     if kind in DATA_KINDS and not rule.ts and rule.start_ms is None:
         raise ValueError(f"{kind} needs 'ts' (candle open times) or 'start_ms'/'end_ms'")
-    if rule.defect not in DEFECTS or rule.field not in _FIELDS:
-        raise ValueError(f"defect must be one of {DEFECTS}, field one of {tuple(_FIELDS)}")
-    if rule.body not in ("html", "binance_json", "empty"):
-        raise ValueError("body must be 'html', 'binance_json' or 'empty'")
+    if rule.defect not in DEFECTS or rule.field not in BINANCE_FIELDS:  # the same names in every dialect
+        raise ValueError(f"defect must be one of {DEFECTS}, field one of {tuple(BINANCE_FIELDS)}")
+    if rule.body not in _BODIES:
+        raise ValueError(f"body must be one of {_BODIES}, got {rule.body!r}")
     return rule
 
 
@@ -238,9 +243,10 @@ class FaultPlan:
                 if any(rule is used for used in rules):
                     _count(rule)
 
-    def spoil(self, ctx: RequestContext, rows: list[str], open_ms: list[int], tick: str) -> list[str]:
-        """Kline rows (JSON text, one per open time) with bad_candle rules applied; counts
-        the rules used."""
+    def spoil(self, ctx: RequestContext, rows: list[str], open_ms: list[int], tick: str,
+              fields: dict[str, int] = BINANCE_FIELDS) -> list[str]:
+        """Candle rows (JSON text, one per open time, laid out as `fields` says) with bad_candle
+        rules applied; counts the rules used."""
         if _PLAN.unpack_from(self._memory.buffer, 0)[1] == 0:
             return rows
         with self._locked() as rules:
@@ -249,7 +255,7 @@ class FaultPlan:
                 if hit and _armed(rule):
                     for i in hit:
                         row = json.loads(rows[i])
-                        row = _with_defect(row, rule.defect, _FIELDS[rule.field], tick)
+                        row = _with_defect(row, rule.defect, rule.field, fields, tick)
                         rows[i] = json.dumps(row, separators=(",", ":"))
                 if hit:
                     _count(rule)
@@ -289,9 +295,10 @@ def _unwindowed(rule: FaultRule) -> FaultRule:
     return copy
 
 
-def _with_defect(row: list, defect: str, index: int, tick: str) -> list:
+def _with_defect(row: list, defect: str, field: str, fields: dict[str, int], tick: str) -> list:
+    index, high, low, volume = fields[field], fields["high"], fields["low"], fields["volume"]
     if defect == "high_below_low":
-        row[2] = f"{max(float(row[3]) - float(tick), float(row[3]) * 0.99):.8f}"
+        row[high] = f"{max(float(row[low]) - float(tick), float(row[low]) * 0.99):.8f}"
     elif defect == "negative_price":
         row[index] = "-" + row[index].lstrip("-")
     elif defect == "zero_price":
@@ -299,40 +306,66 @@ def _with_defect(row: list, defect: str, index: int, tick: str) -> list:
     elif defect == "nan_price":
         row[index] = "NaN"
     elif defect == "negative_volume":
-        row[5] = "-" + row[5].lstrip("-")
+        row[volume] = "-" + row[volume].lstrip("-")
     return row
 
 
 _HTML = ("<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
-         "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>CloudFront</center>\r\n"
+         "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>{front}</center>\r\n"
          "</body>\r\n</html>\r\n")
 _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
             504: "Gateway Time-out"}
-_MAINTENANCE = ("<!DOCTYPE html><html><head><title>Binance - System Maintenance</title></head>"
+_FRONT = {"binance": "CloudFront", "kraken": "cloudflare"}  # the CDN in front of each exchange
+_MAINTENANCE = {
+    "binance": ("<!DOCTYPE html><html><head><title>Binance - System Maintenance</title></head>"
                 "<body><h1>System maintenance</h1><p>Binance is upgrading its systems.</p>"
-                "</body></html>")
+                "</body></html>"),
+    "kraken": ("<!DOCTYPE html><html><head><title>Kraken | Down for maintenance</title></head>"
+               "<body><h1>Kraken is down for scheduled maintenance</h1>"
+               "<p>Please check status.kraken.com for updates.</p></body></html>"),
+}
+_JSON_TYPE = {"Content-Type": "application/json;charset=UTF-8"}
 
 
-def error_reply(rule: FaultRule, normal_body: str, now_ms: int) -> tuple[int, dict, str]:
-    """(status, headers, body) that a fired request rule answers with (timeouts excluded)."""
-    json_type = {"Content-Type": "application/json;charset=UTF-8"}
+def _binance_json_error(rule: FaultRule, status: int, now_ms: int) -> tuple[int, dict, str]:
+    """Binance answers with the HTTP status and {"code", "msg"}; limits also say Retry-After."""
     if rule.kind in ("http_429", "http_418"):
         msg = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
                "Please use the websocket for live updates to avoid polling the API."
                if rule.kind == "http_429" else
                f"Way too many requests; IP(127.0.0.1) banned until {now_ms + rule.retry_after * 1000}."
                " Please use the websocket for live updates to avoid bans.")
-        headers = {**json_type, "Retry-After": str(rule.retry_after)}
-        return int(rule.kind[5:]), headers, json.dumps({"code": -1003, "msg": msg})
+        headers = {**_JSON_TYPE, "Retry-After": str(rule.retry_after)}
+        return status, headers, json.dumps({"code": -1003, "msg": msg})
+    return status, _JSON_TYPE, json.dumps(
+        {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
+
+
+# Kraken's API reports these in its envelope with HTTP 200; only its CDN answers with a 5xx status.
+_KRAKEN_ERRORS = {"http_429": "EGeneral:Too many requests", "http_418": "EGeneral:Temporary lockout",
+                  "http_500": "EGeneral:Internal error", "http_502": "EService:Busy",
+                  "http_503": "EService:Unavailable", "http_504": "EService:Unavailable"}
+
+
+def _kraken_json_error(rule: FaultRule, _status: int, _now_ms: int) -> tuple[int, dict, str]:
+    return 200, _JSON_TYPE, json.dumps({"error": [_KRAKEN_ERRORS[rule.kind]], "result": {}})
+
+
+_JSON_ERRORS = {"binance": _binance_json_error, "kraken": _kraken_json_error}
+
+
+def error_reply(rule: FaultRule, normal_body: str, now_ms: int,
+                dialect: str = "binance") -> tuple[int, dict, str]:
+    """(status, headers, body) that a fired request rule answers with in `dialect` (timeouts excluded)."""
     if rule.kind == "malformed_json":
         # A body cut off mid-stream, as a dropped connection behind a proxy produces.
-        return 200, json_type, normal_body[: max(1, len(normal_body) // 2)]
+        return 200, _JSON_TYPE, normal_body[: max(1, len(normal_body) // 2)]
     if rule.kind == "html_page":
-        return 200, {"Content-Type": "text/html"}, _MAINTENANCE
+        return 200, {"Content-Type": "text/html"}, _MAINTENANCE[dialect]
     status = int(rule.kind[5:])
-    if rule.body == "binance_json":
-        return status, json_type, json.dumps(
-            {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
+    if rule.kind in ("http_429", "http_418") or rule.body == "json":
+        return _JSON_ERRORS[dialect](rule, status, now_ms)
     if rule.body == "empty":
         return status, {"Content-Type": "text/html"}, ""
-    return status, {"Content-Type": "text/html"}, _HTML.format(status=status, reason=_REASONS[status])
+    return status, {"Content-Type": "text/html"}, _HTML.format(status=status, reason=_REASONS[status],
+                                                                front=_FRONT[dialect])

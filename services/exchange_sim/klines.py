@@ -11,7 +11,7 @@ from . import timeframes
 from .prices import Candles, PricePath
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "BinanceError", "KlinesQuery", "parse_query",
-           "select_bars", "kline_rows"]
+           "select_bars", "bar_columns", "kline_rows"]
 
 DEFAULT_LIMIT, MAX_LIMIT = 500, 1000
 _TRADES_PER_HOURLY_VOLUME = 2500  # trade count of a bar with the market's typical hourly volume
@@ -111,14 +111,23 @@ def _on_grid(values: np.ndarray, unit: float) -> np.ndarray:
 _ROW = '[%d,"%.8f","%.8f","%.8f","%.8f","%.8f",%d,"%.8f",%d,"%.8f","%.8f","0"]'
 
 
-def kline_rows(candles: Candles, tick: float, step: float, hourly_volume: float) -> list[str]:
-    """Each bar as the JSON text of a Binance kline row (formatting whole rows at once is
-    what keeps a 1000-bar page at a few milliseconds)."""
+def bar_columns(candles: Candles, tick: float, step: float, hourly_volume: float) -> dict[str, np.ndarray]:
+    """The bars as an exchange reports them, on the market's tick and lot grids: open, high, low,
+    close, volume, quote volume, trades, taker-bought base and quote volume. Every dialect
+    formats these same numbers, so the same seed gives the same candles in each."""
     o, h, l, c = (_on_grid(a, tick) for a in (candles.open, candles.high, candles.low, candles.close))
     volume = _on_grid(candles.volume, step)
     quote = volume * (o + h + l + c) / 4
     trades = np.maximum(1, volume / hourly_volume * _TRADES_PER_HOURLY_VOLUME).astype(np.int64)
     taker = np.round(volume * candles.taker_share / step) * step
-    columns = (candles.open_ms, o, h, l, c, volume, candles.close_ms, quote, trades, taker,
-               quote * candles.taker_share)
+    return {"open": o, "high": h, "low": l, "close": c, "volume": volume, "quote": quote,
+            "trades": trades, "taker": taker, "taker_quote": quote * candles.taker_share}
+
+
+def kline_rows(candles: Candles, tick: float, step: float, hourly_volume: float) -> list[str]:
+    """Each bar as the JSON text of a Binance kline row (formatting whole rows at once is
+    what keeps a 1000-bar page at a few milliseconds)."""
+    bars = bar_columns(candles, tick, step, hourly_volume)
+    columns = (candles.open_ms, bars["open"], bars["high"], bars["low"], bars["close"], bars["volume"],
+               candles.close_ms, bars["quote"], bars["trades"], bars["taker"], bars["taker_quote"])
     return [_ROW % row for row in zip(*(col.tolist() for col in columns), strict=True)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .rng import stream_key, uniforms
 
-__all__ = ["DEFAULT_SYMBOLS", "Market", "make_market", "exchange_info"]
+__all__ = ["DEFAULT_SYMBOLS", "Market", "make_market", "exchange_info", "usd_price", "decimal_step"]
 
 DEFAULT_SYMBOLS = ("BTC/USD", "ETH/USD", "SOL/USD", "BTC/USDT", "ETH/USDT", "SOL/USDT")
 
@@ -38,7 +38,7 @@ class Market:
     step_size: float
 
 
-def _usd_price(asset: str) -> float:
+def usd_price(asset: str) -> float:
     if asset in _USD_PRICE:
         return _USD_PRICE[asset]
     # An unknown asset still gets a stable, plausible level: 0.1 .. 300 USD.
@@ -50,7 +50,7 @@ def _annual_vol(asset: str) -> float:
     return 0.01 if asset in _STABLE else _ANNUAL_VOL.get(asset, 0.85)
 
 
-def _decimal_step(value: float) -> float:
+def decimal_step(value: float) -> float:
     return float(f"{10.0 ** math.floor(math.log10(value)):.0e}")
 
 
@@ -59,16 +59,16 @@ def make_market(symbol: str) -> Market:
     base, sep, quote = symbol.strip().upper().partition("/")
     if not sep or not base or not quote or not base.isalnum() or not quote.isalnum():
         raise ValueError(f"not a ccxt spot symbol (BASE/QUOTE): {symbol!r}")
-    price = _usd_price(base) / _usd_price(quote)
+    price = usd_price(base) / usd_price(quote)
     vol = math.hypot(_annual_vol(base), _annual_vol(quote))
     turnover = _HOURLY_USD_TURNOVER.get(base, 1e6)
     # Binance-like sizes: ~5 significant price digits (never coarser than a cent),
     # and a lot step worth roughly 0.1-1 quote units at the start price.
-    tick = min(0.01, _decimal_step(price) * 1e-4)
-    step = min(1.0, max(1e-8, _decimal_step(1.0 / price)))
+    tick = min(0.01, decimal_step(price) * 1e-4)
+    step = min(1.0, max(1e-8, decimal_step(1.0 / price)))
     return Market(
         symbol=f"{base}/{quote}", id=base + quote, base=base, quote=quote, price=price,
-        annual_vol=vol, hourly_volume=turnover / _usd_price(base),
+        annual_vol=vol, hourly_volume=turnover / usd_price(base),
         tick_size=max(tick, 1e-8), step_size=step,
     )
 
@@ -77,11 +77,11 @@ def _fmt(value: float) -> str:
     return f"{value:.8f}"
 
 
-def _symbol_entry(market: Market) -> dict:
+def _symbol_entry(market: Market, trading: bool) -> dict:
     # Field names, order and filter set follow a real GET /api/v3/exchangeInfo entry.
     return {
         "symbol": market.id,
-        "status": "TRADING",
+        "status": "TRADING" if trading else "BREAK",
         "baseAsset": market.base,
         "baseAssetPrecision": 8,
         "quoteAsset": market.quote,
@@ -124,8 +124,8 @@ def _symbol_entry(market: Market) -> dict:
     }
 
 
-def exchange_info(markets: list[Market], server_time_ms: int) -> dict:
-    """Body of GET /api/v3/exchangeInfo for the given markets."""
+def exchange_info(markets: list[Market], server_time_ms: int, halted=frozenset()) -> dict:
+    """Body of GET /api/v3/exchangeInfo for the given markets (ids in `halted` do not trade)."""
     return {
         "timezone": "UTC",
         "serverTime": server_time_ms,
@@ -136,5 +136,5 @@ def exchange_info(markets: list[Market], server_time_ms: int) -> dict:
             {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
         ],
         "exchangeFilters": [],
-        "symbols": [_symbol_entry(m) for m in markets],
+        "symbols": [_symbol_entry(m, m.id not in halted) for m in markets],
     }

@@ -16,7 +16,7 @@ from gunicorn.arbiter import Arbiter
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .app import create_app
-from .controller import DEFAULT_LISTED, DEFAULT_NOW, Simulator, iso
+from .controller import DEFAULT_DIALECT, DEFAULT_LISTED, DEFAULT_NOW, DIALECTS, Simulator, iso
 from .markets import DEFAULT_SYMBOLS
 
 __all__ = ["serve", "running_simulator", "load_fault_file", "parse_args", "main"]
@@ -43,16 +43,18 @@ def load_fault_file(path: str | Path) -> list[dict]:
 
 def serve(port: int = 8080, host: str = "127.0.0.1", seed: int = 0, symbols=DEFAULT_SYMBOLS,
           start_time=None, clock_rate: float = 1.0, faults: list[dict] | None = None,
-          listed=DEFAULT_LISTED, workers: int = 2, threads: int = 8) -> None:
+          listed=DEFAULT_LISTED, workers: int = 2, threads: int = 8,
+          dialect: str = DEFAULT_DIALECT) -> None:
     """Serve until SIGTERM or SIGINT, from the main thread. start_time None = wall-clock now;
     clock_rate 1 = real time. `workers` processes of `threads` threads each share the one
-    Simulator made here, before they are forked (its clock, rules and log are shared memory)."""
+    Simulator made here, before they are forked (its clock, listing, rules and log are shared
+    memory). `dialect` is the exchange it speaks: binance or kraken."""
     sim = Simulator(seed=seed, symbols=symbols, now=start_time, clock_rate=clock_rate,
-                    faults=faults, listed=listed)
+                    faults=faults, listed=listed, dialect=dialect)
     names = sim.state()["symbols"]
     shown = ", ".join(names) if len(names) <= 10 else f"{len(names)} symbols ({', '.join(names[:3])}, …)"
-    log.info("exchange simulator (binance spot dialect) on http://%s:%d, %d process(es) × %d thread(s), "
-             "now %s, symbols %s", host, port, workers, threads, iso(sim.now_ms()), shown)
+    log.info("exchange simulator (%s dialect) on http://%s:%d, %d process(es) × %d thread(s), "
+             "now %s, symbols %s", dialect, host, port, workers, threads, iso(sim.now_ms()), shown)
     _Gunicorn(create_app(sim), {
         "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": threads,
         "graceful_timeout": 1,
@@ -99,7 +101,7 @@ def running_simulator(host: str = "127.0.0.1", port: int = 0, quiet: bool = True
                       **simulator_kw) -> Iterator[tuple[str, Simulator]]:
     """Start a simulator on a background thread (a free port by default) and yield
     (base_url, simulator). Keyword arguments go to Simulator: seed, symbols, now
-    (default DEFAULT_NOW, frozen: clock_rate 0), clock_rate, faults, listed."""
+    (default DEFAULT_NOW, frozen: clock_rate 0), clock_rate, faults, listed, dialect."""
     simulator_kw.setdefault("now", DEFAULT_NOW)
     sim = Simulator(**simulator_kw)
     server = make_server(host, port, create_app(sim), threaded=True,
@@ -122,7 +124,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="candleflow exchange-sim",
-        description="Offline exchange speaking Binance spot's public REST dialect.")
+        description="Offline exchange speaking Binance spot's or Kraken's public REST dialect.")
+    parser.add_argument("--dialect", choices=DIALECTS, default=DEFAULT_DIALECT,
+                        help="the exchange whose public REST dialect it speaks (compose: $SIM_DIALECT)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same candles")
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     serve(port=args.port, host=args.host, seed=args.seed, symbols=symbols,
           start_time=args.now, clock_rate=args.clock_rate, listed=args.listed,
           faults=load_fault_file(args.faults) if args.faults else None,
-          workers=args.workers, threads=args.threads)
+          workers=args.workers, threads=args.threads, dialect=args.dialect)
     return 0
 
 

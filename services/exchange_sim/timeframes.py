@@ -1,4 +1,4 @@
-"""Binance kline intervals: bar index <-> open time, aligned as Binance aligns them (UTC)."""
+"""Bar intervals: bar index <-> open time, aligned as the exchanges align them (UTC)."""
 
 from __future__ import annotations
 
@@ -27,16 +27,19 @@ _FIXED = {
 }
 _OFFSET = {"1w": 4 * _DAY}
 _MONTH = "1M"
-INTERVALS = (*_FIXED, _MONTH)
+INTERVALS = (*_FIXED, _MONTH)  # Binance's, which its klines endpoint serves
+# Kraken's 21600-minute bar has no Binance counterpart; like the others it is aligned to the epoch.
+_LENGTH = {**_FIXED, "15d": 15 * _DAY}
 
 
 def is_interval(interval: str) -> bool:
+    """Whether Binance serves `interval` (Kraken's own set is kraken.INTERVALS)."""
     return interval in _FIXED or interval == _MONTH
 
 
 def nominal_ms(interval: str) -> int:
     """Bar length; a month counts as 30 days (used only to scale volatility and volume)."""
-    return 30 * _DAY if interval == _MONTH else _FIXED[interval]
+    return 30 * _DAY if interval == _MONTH else _LENGTH[interval]
 
 
 def bar_index_at(interval: str, ts_ms: int) -> int:
@@ -44,7 +47,7 @@ def bar_index_at(interval: str, ts_ms: int) -> int:
     if interval == _MONTH:
         month = np.datetime64(int(ts_ms), "ms").astype("datetime64[M]")
         return int(month.astype(np.int64))
-    return (int(ts_ms) - _OFFSET.get(interval, 0)) // _FIXED[interval]
+    return (int(ts_ms) - _OFFSET.get(interval, 0)) // _LENGTH[interval]
 
 
 def first_bar_at_or_after(interval: str, ts_ms: int) -> int:
@@ -60,5 +63,5 @@ def bar_open_ms(interval: str, index):
         opens = months.astype("datetime64[ms]").astype(np.int64)
         return int(opens) if np.ndim(opens) == 0 else opens
     if np.ndim(index):
-        return np.asarray(index, dtype=np.int64) * _FIXED[interval] + _OFFSET.get(interval, 0)
-    return int(index) * _FIXED[interval] + _OFFSET.get(interval, 0)
+        return np.asarray(index, dtype=np.int64) * _LENGTH[interval] + _OFFSET.get(interval, 0)
+    return int(index) * _LENGTH[interval] + _OFFSET.get(interval, 0)

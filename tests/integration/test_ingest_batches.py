@@ -1,4 +1,5 @@
-"""A batch sync: many instruments fetched concurrently and stored in one transaction, outcomes per instrument."""
+"""A batch sync: many instruments fetched concurrently and stored in one transaction, outcomes per instrument;
+each test once per simulator dialect (Binance, Kraken)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from services.core.exceptions import PermanentSourceError
 from services.core.timeparse import parse_instant_ms
 from services.exchange_sim.server import running_simulator
 from services.ingest.fetching import sync_batch
-from tests.utils.ingest import ledger, reference_candles, sim_context, table_rows
+from tests.utils.ingest import ledger, sim_context, table_rows
 
 pytestmark = pytest.mark.integration
 
@@ -21,14 +22,14 @@ COUNTS_SQL = """SELECT i.symbol, count(*), max(c.updated_at) FROM candles c JOIN
 
 
 @pytest.fixture()
-def sim():
-    with running_simulator(symbols=LISTED, now=NOW, seed=11) as (url, simulator):
+def sim(dialect):
+    with running_simulator(symbols=LISTED, now=NOW, seed=11, dialect=dialect.name) as (url, simulator):
         yield url, simulator
 
 
 @pytest.fixture()
-def ctx(sim, engine, redis_url):
-    return sim_context(sim[0], engine, redis_url)
+def ctx(sim, engine, redis_url, dialect):
+    return sim_context(sim[0], engine, redis_url, exchange=dialect.name)
 
 
 def test_a_batch_stores_every_instruments_candles_as_the_exchange_serves_them(sim, ctx, engine):
@@ -40,7 +41,7 @@ def test_a_batch_stores_every_instruments_candles_as_the_exchange_serves_them(si
                                               c.close, c.volume
                                          FROM candles c JOIN instruments i ON i.id = c.instrument_id
                                         WHERE i.symbol = :s ORDER BY 1""", s=symbol)
-        expected = reference_candles(sim[0], symbol, "1h", stored[0][0], now_ms)
+        expected = sim[1].ohlcv(symbol, "1h", stored[0][0], now_ms + 1)
         assert stored == [tuple(row) for row in expected]
 
 
@@ -83,9 +84,19 @@ def test_a_batch_takes_its_rate_limit_slots_in_a_few_round_trips_not_one_per_req
     assert calls == 2
 
 
-def test_the_loaded_market_list_keeps_no_raw_payload_and_still_serves_candles(sim, ctx, engine):
+def test_the_loaded_market_list_keeps_no_raw_payload_and_still_serves_candles(sim, ctx, engine, dialect):
     outcomes = sync_batch(ctx, ["BTC/USD"], "1h", lookback_bars=2, concurrency=1)
     markets = ctx.source._client.markets
-    assert markets["BTC/USD"]["id"] == "BTCUSD" and markets["BTC/USD"]["spot"] is True
+    assert markets["BTC/USD"]["id"] == dialect.ids["BTC/USD"] and markets["BTC/USD"]["spot"] is True
     assert all(market["info"] == {} for market in markets.values())
     assert outcomes["BTC/USD"].candles == 3
+
+
+def test_a_market_delisted_between_batches_is_named_while_the_others_are_stored(sim, ctx, engine):
+    sync_batch(ctx, LISTED, "1h", lookback_bars=4, concurrency=4)  # the worker caches the market list
+    sim[1].delist_markets(["ADA/USD"])
+    sim[1].advance(3600)
+    outcomes = sync_batch(ctx, LISTED, "1h", lookback_bars=4, concurrency=4)
+    assert isinstance(outcomes["ADA/USD"], PermanentSourceError) and "ADA/USD" in str(outcomes["ADA/USD"])
+    assert {symbol: outcomes[symbol].candles for symbol in LISTED[:3]} == dict.fromkeys(LISTED[:3], 2)
+    assert [w["status"] for w in ledger(engine) if w["symbol"] == "ADA/USD"] == ["ok", "failed"]

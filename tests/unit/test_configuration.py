@@ -37,6 +37,7 @@ READ_ELSEWHERE = {
     "FLOWER_PASSWORD": "compose/app/start-flower",
     "FLOWER_READ_ONLY": "compose/app/flowerconfig.py",
     "FLOWER_PURGE_OFFLINE_WORKERS": None,  # Flower reads every FLOWER_<option> itself
+    "SIM_DIALECT": "compose/app/start-exchange-sim",
 }
 
 

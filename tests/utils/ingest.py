@@ -20,11 +20,12 @@ FAST_RETRIES = RetryPolicy(retries=3, base_s=0.01, cap_s=0.05)
 
 
 def sim_context(base_url: str, engine: Engine, redis_url: str, timeout_ms: int = 2000,
-                policy: RetryPolicy = FAST_RETRIES) -> IngestContext:
-    """The production ingest path (ccxt binance client, Redis limiter) aimed at the simulator."""
-    limiter = SharedRateLimiter(redis.Redis.from_url(redis_url), "binance", rate_per_s=1000)
+                policy: RetryPolicy = FAST_RETRIES, exchange: str = "binance") -> IngestContext:
+    """The production ingest path (the ccxt client of `exchange`, the simulator's dialect; Redis limiter)
+    aimed at the simulator."""
+    limiter = SharedRateLimiter(redis.Redis.from_url(redis_url), exchange, rate_per_s=1000)
     # The simulator's clock jumps when a test advances it: read it on every sync.
-    source = CcxtSource("binance", base_url, timeout_ms, throttle=limiter.acquire, clock_recheck_s=0,
+    source = CcxtSource(exchange, base_url, timeout_ms, throttle=limiter.acquire, clock_recheck_s=0,
                         reserve=limiter.ahead)
     return IngestContext(source=source, engine=engine, policy=policy)
 

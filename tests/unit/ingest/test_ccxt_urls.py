@@ -29,3 +29,11 @@ def test_a_real_binance_client_points_all_its_apis_at_the_base():
 def test_other_exchanges_clients_are_untouched():
     point_ccxt_at(ccxt.binance(), BASE)
     assert ccxt.binance().urls["api"]["public"] == "https://api.binance.com/api/v3"
+
+
+def test_a_real_kraken_client_whose_api_urls_are_bare_hosts_points_at_the_base():
+    # Kraken's urls['api'] has no path ('https://api.kraken.com'); sign() appends /0/public/<method>.
+    exchange = point_ccxt_at(ccxt.kraken(), BASE + "/")
+    assert exchange.urls["api"]["public"] == BASE and exchange.urls["api"]["private"] == BASE
+    request = exchange.sign("OHLC", ["public"], "GET", {"pair": "XXBTZUSD", "interval": 60})
+    assert request["url"] == BASE + "/0/public/OHLC?pair=XXBTZUSD&interval=60"
