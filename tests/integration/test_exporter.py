@@ -188,6 +188,25 @@ def test_freshness_read_one_instrument_per_page_is_the_same_as_in_one_page(engin
         "BTC/USD", "ETH/USD", "SOL/USD"}
 
 
+def test_a_retired_instrument_leaves_the_freshness_metrics_and_so_the_stale_data_alert(engine):
+    from services.core.store.instruments import change_instrument
+
+    _pipeline_rows(engine)
+    with engine.begin() as conn:
+        change_instrument(conn, "binance", "ETH/USD", active=False)
+
+    def symbols() -> set[str]:
+        registry = CollectorRegistry()
+        registry.register(PipelineCollector(engine, ScrapeHealth()))
+        return {s.labels["symbol"] for m in registry.collect() for s in m.samples
+                if s.name in ("candleflow_data_age_seconds", "candleflow_signal_last_timestamp_seconds")}
+
+    assert symbols() == {"BTC/USD"}
+    with engine.begin() as conn:
+        change_instrument(conn, "binance", "ETH/USD", active=True)
+    assert symbols() == {"BTC/USD", "ETH/USD"}
+
+
 def test_a_broken_query_is_reported_while_the_other_pipeline_metrics_still_arrive(engine):
     _pipeline_rows(engine)
     queries = [replace(q, sql="SELECT reason FROM no_such_table") if q.collector == "rejected_candles" else q
