@@ -84,7 +84,8 @@ def main() -> int:
         settings = get_settings()
         configure_logging(settings.log_level, settings.log_format)
         reason = weakness(settings.grafana_db_password)
-        if settings.environment not in ("dev", "test") and reason is not None:
+        # Empty is refused everywhere: Postgres would store no password and Grafana could not log in.
+        if reason is not None and (settings.environment not in ("dev", "test") or not settings.grafana_db_password):
             raise ConfigurationError(f"GRAFANA_DB_PASSWORD {reason} (use e.g. `openssl rand -hex 32`; "
                                      "see docs/security.md)")
         ensure_reader_role(settings.database_url, settings.grafana_db_password)
