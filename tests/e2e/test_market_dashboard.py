@@ -1,4 +1,4 @@
-"""The Market dashboard's SQL, every query of it, run against the stack's Postgres as the read-only role Grafana uses."""
+"""Every SQL query of the Market dashboard, run on the stack's Postgres as the read-only role Grafana uses."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def expand(sql: str, variables: dict[str, str], start: datetime, end: datetime) 
     single-value variable inside the quotes the query supplies. Any other `$__` macro (say
     `$__interval`, which Grafana would also fill in) fails the test instead of being guessed at.
     """
-    bound = {"from": f"'{start.isoformat().replace('+00:00', 'Z')}'", "to": f"'{end.isoformat().replace('+00:00', 'Z')}'"}
+    bound = {name: "'" + at.isoformat().replace("+00:00", "Z") + "'" for name, at in (("from", start), ("to", end))}
     sql = _TIME_FILTER.sub(lambda m: f"{m.group(1)} BETWEEN {bound['from']} AND {bound['to']}", sql)
     sql = sql.replace("$__timeFrom()", bound["from"]).replace("$__timeTo()", bound["to"])
 
