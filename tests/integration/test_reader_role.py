@@ -165,3 +165,13 @@ def test_the_command_creates_the_role_from_the_settings(monkeypatch, server_sett
     conn = reader_connection(database_url, "from-the-environment-42b7")
     assert run(conn, "SELECT count(*) FROM candles") == [(0,)]
     conn.close()
+
+
+def test_an_empty_password_is_refused_even_in_development(monkeypatch, server_settings, capsys):
+    from services.core import config
+
+    monkeypatch.setenv("GRAFANA_DB_PASSWORD", "")
+    config.get_settings.cache_clear()
+
+    assert main() == 2
+    assert "GRAFANA_DB_PASSWORD is not set" in capsys.readouterr().err
