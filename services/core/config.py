@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     api_read_access: str | None = Field(None, pattern="^(open|token)$")
     # An optional second token that may read but never change anything (dashboards, notebooks).
     api_read_token: str = ""
+    # The password of the read-only role Grafana's Market dashboard connects as (services/core/reader_role.py).
+    grafana_db_password: str = "CHANGE_ME"
     indicator_params: dict = Field(default_factory=dict, description="JSON overrides, e.g. {\"rsi\": 21}")
     levels_lookback_bars: int = Field(500, gt=10)
     schedule_overrides: dict = Field(default_factory=dict, description="JSON: job name → fields or null")

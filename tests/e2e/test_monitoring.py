@@ -30,7 +30,8 @@ def query(stack: ComposeStack, expr: str) -> list:
 
 def panel_queries() -> list[tuple[str, str, str]]:
     found = []
-    for path in sorted(DASHBOARDS.glob("*.json")):
+    # The Market dashboard is SQL on Postgres: tests/e2e/test_market_dashboard.py runs its queries.
+    for path in sorted(p for p in DASHBOARDS.glob("*.json") if p.stem != "candleflow-market"):
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel.get("targets", []):
                 expr = target["expr"]

@@ -19,6 +19,7 @@ SECRETS = {
     "FLOWER_USER": "operator",
     "FLOWER_PASSWORD": "flower-secret-95a2c7d1",
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret-6e0f3b4a",
+    "GRAFANA_DB_PASSWORD": "grafana-reader-secret-2d9c51e7",
 }
 
 
