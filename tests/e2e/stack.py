@@ -51,9 +51,12 @@ class HttpReply:
 
 
 def http(method: str, url: str, *, token: str | None = None, basic: tuple[str, str] | None = None,
-         timeout: float = 15.0) -> HttpReply:
-    """One request as an operator's curl would make it."""
-    request = urllib.request.Request(url, method=method)
+         timeout: float = 15.0, body: object = None) -> HttpReply:
+    """One request as an operator's curl would make it; `body` goes as JSON."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, method=method, data=data)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if basic:
