@@ -12,10 +12,11 @@ import pytest
 from tests.e2e.conftest import API_TOKEN
 from tests.e2e.stack import ROOT, ComposeStack, http
 from tests.e2e.test_stack import run_all
+from tests.unit.exporter.promql import prometheus_dashboards
 
 pytestmark = pytest.mark.e2e
 
-DASHBOARDS = ROOT / "monitoring" / "grafana" / "dashboards"
+
 # What Grafana would substitute: the demo stack's first instrument and a rate window that
 # spans several 15 s scrapes.
 TEMPLATE = {"$exchange": "binance", "$symbol": "BTC/USD", "$timeframe": "1h",
@@ -31,7 +32,7 @@ def query(stack: ComposeStack, expr: str) -> list:
 def panel_queries() -> list[tuple[str, str, str]]:
     found = []
     # The Market dashboard is SQL on Postgres: tests/e2e/test_market_dashboard.py runs its queries.
-    for path in sorted(p for p in DASHBOARDS.glob("*.json") if p.stem != "candleflow-market"):
+    for path in prometheus_dashboards():
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel.get("targets", []):
                 expr = target["expr"]

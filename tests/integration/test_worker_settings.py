@@ -75,6 +75,10 @@ def test_pool_memory_names_every_child_with_its_resident_memory_and_the_limit(wo
 
 
 def test_a_stage_task_is_stopped_at_its_run_kinds_limit_and_the_run_says_so(worker, engine):
+    from services.core.store.instruments import seed_instruments
+
+    with engine.begin() as conn:  # the universe, as migrate seeds it
+        seed_instruments(conn, "binance", ["BTC/USD"], ["1h"])
     run_id = "time-limit-run"
     worker.control.send_task("pipeline.start", args=["ohlc", {}], task_id=run_id, queue="pipeline")
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.exporter.promql import metric_names
+from tests.unit.exporter.promql import metric_names, prometheus_dashboards
 
 GRAFANA = Path(__file__).resolve().parents[3] / "monitoring" / "grafana"
 # The Prometheus dashboards; the Market dashboard reads Postgres (tests/unit/test_market_dashboard.py).
-DASHBOARDS = sorted(p for p in (GRAFANA / "dashboards").glob("*.json") if p.stem != "candleflow-market")
+DASHBOARDS = prometheus_dashboards()
 _VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)")
 
 
