@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 
 from tests.e2e.conftest import API_TOKEN
-from tests.e2e.stack import ROOT, ComposeStack, http
+from tests.e2e.stack import ComposeStack, http
 from tests.e2e.test_stack import run_all
 from tests.unit.exporter.promql import prometheus_dashboards
 
