@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+
+from services.core.timeparse import iso_utc
 
 __all__ = ["iso_utc", "finite"]
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC whatever the database session's time zone."""
-    return value.astimezone(UTC).isoformat() if value is not None else None
 
 
 def finite(value: float | None) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["parse_instant_ms", "parse_instant", "ms_to_datetime", "datetime_to_ms"]
+__all__ = ["parse_instant_ms", "parse_instant", "ms_to_datetime", "datetime_to_ms", "canonical_instant", "iso_utc"]
 
 # Candles exist only after the epoch; past year 9999 Python's datetime cannot follow.
 _EARLIEST_MS = 0
@@ -56,3 +56,8 @@ def canonical_instant(value: str | int) -> str:
     ms = parse_instant_ms(value)
     spec = "seconds" if ms % 1000 == 0 else "milliseconds"
     return ms_to_datetime(ms).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC whatever the database session's time zone; None stays None."""
+    return value.astimezone(UTC).isoformat() if value is not None else None

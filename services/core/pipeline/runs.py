@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import redis
 from celery import Celery
@@ -16,7 +16,7 @@ from services.core.pipeline.records import insert_scheduled_run, read_run, read_
 from services.core.pipeline.scopes import RELATIVE, RELATIVE_LIMITS, ScopeError, canonical_symbols, canonical_timeframes
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
-from services.core.timeparse import canonical_instant, parse_instant_ms
+from services.core.timeparse import canonical_instant, iso_utc, parse_instant_ms
 
 __all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "SCOPE_FIELDS", "MAX_DELAY_S", "RunRequest",
            "InvalidRunRequest", "validate_request", "start_time", "claim_run", "submit_run", "schedule_run",
@@ -241,13 +241,13 @@ def run_status(engine: Engine, client: redis.Redis, run_id: str) -> dict | None:
         "result": _stage_entries(stages),
         "error": "; ".join(f"{e.get('instrument')}: {e.get('stage')}: {e.get('error')}" for e in errors) or None,
         "errors": errors, "priority": row["priority"],
-        "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]), "scheduled_for": _iso(row["scheduled_for"]),
+        "created_at": iso_utc(row["created_at"]), "started_at": iso_utc(row["started_at"]),
+        "finished_at": iso_utc(row["finished_at"]), "scheduled_for": iso_utc(row["scheduled_for"]),
     }
     if state == "CANCELLED":
         entries, completed, not_completed = cancelled_outcome(row["batches"] or [], KIND_STAGES[row["kind"]], stages)
         status.update(result=entries, completed=completed, not_completed=not_completed,
-                      cancelled_by=row["cancelled_by"], cancelled_at=_iso(row["cancelled_at"]))
+                      cancelled_by=row["cancelled_by"], cancelled_at=iso_utc(row["cancelled_at"]))
     return status
 
 
@@ -271,17 +271,12 @@ def cancelled_outcome(batches: list[list[str]], stage_names: tuple[str, ...],
 def run_summary(row: dict) -> dict:
     """One line of a run listing (API and CLI alike), from its pipeline_runs row."""
     return {"task_id": row["id"], "task_type": row["kind"], "scope": row["scope"], "status": row["state"],
-            "priority": row["priority"], "errors": row["errors"], "created_at": _iso(row["created_at"]),
-            "scheduled_for": _iso(row["scheduled_for"]), "started_at": _iso(row["started_at"]),
-            "finished_at": _iso(row["finished_at"]), "cancelled_by": row["cancelled_by"],
-            "cancelled_at": _iso(row["cancelled_at"])}
+            "priority": row["priority"], "errors": row["errors"], "created_at": iso_utc(row["created_at"]),
+            "scheduled_for": iso_utc(row["scheduled_for"]), "started_at": iso_utc(row["started_at"]),
+            "finished_at": iso_utc(row["finished_at"]), "cancelled_by": row["cancelled_by"],
+            "cancelled_at": iso_utc(row["cancelled_at"])}
 
 
 def _stage_entries(stages: dict) -> list[dict]:
     """One entry per instrument and stage, in the order the stages ran."""
     return [{"instrument": instrument, **entry} for instrument, entries in sorted(stages.items()) for entry in entries]
-
-
-def _iso(value: datetime | None) -> str | None:
-    # In UTC whatever the database session's time zone.
-    return value.astimezone(UTC).isoformat() if value is not None else None

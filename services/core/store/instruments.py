@@ -3,11 +3,10 @@ the one a task or a read names."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from sqlalchemy import Connection, text
 
 from services.core.exceptions import CandleflowError
+from services.core.timeparse import iso_utc
 
 __all__ = ["SOURCES", "UnknownInstrument", "ensure_instrument", "find_instrument", "require_instrument",
            "resolve_instruments", "seed_instruments", "insert_instrument", "read_instruments", "read_instrument",
@@ -152,5 +151,4 @@ def mark_market_gone(conn: Connection, exchange: str, symbols: list[str]) -> lis
 def instrument_view(row: dict) -> dict:
     """A row as the API and the CLI show it: timestamps in ISO 8601 UTC whatever the session's zone."""
     return {**row, "timeframes": list(row["timeframes"]),
-            **{name: row[name].astimezone(UTC).isoformat() if row[name] is not None else None
-               for name in ("added_at", "retired_at", "market_gone_at")}}
+            **{name: iso_utc(row[name]) for name in ("added_at", "retired_at", "market_gone_at")}}
