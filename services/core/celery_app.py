@@ -7,7 +7,7 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import before_task_publish, celeryd_init, setup_logging, worker_process_init
+from celery.signals import before_task_publish, celeryd_init, setup_logging, task_received, worker_process_init
 from kombu import Exchange, Queue
 
 from services.core.config import Settings, get_settings
@@ -15,7 +15,7 @@ from services.core.logging import configure_logging
 from services.core.priority import DEFAULT_PRIORITY, PRIORITY_STEPS, broker_priority
 
 __all__ = ["app", "WORKER_QUEUES", "PIPELINE_QUEUE", "QUEUES", "TASK_ROUTES", "create_celery", "soft_time_limit",
-           "worker_conf"]
+           "worker_conf", "visibility_timeout_s"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,14 @@ def worker_conf(settings: Settings) -> dict:
     }
 
 
+def visibility_timeout_s(settings: Settings) -> int:
+    """Longer than the longest task (the longest limit of any run kind), or Redis redelivers a still-running task."""
+    return 2 * max(settings.task_time_limit_s, *settings.task_time_limits.values())
+
+
 def create_celery() -> Celery:
     """Build the app from settings; called once at import for the module-level `app`."""
     settings = get_settings()
-    longest = max(settings.task_time_limit_s, *settings.task_time_limits.values())
     celery = Celery("candleflow", broker=settings.redis_url, backend=settings.redis_url)
     celery.conf.update(
         # Each queue on its own exchange: publishing through one never copies into the others.
@@ -84,11 +88,10 @@ def create_celery() -> Celery:
         task_send_sent_event=True,
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
-        # Longer than the longest task (the longest limit of any run kind), or Redis redelivers a
-        # still-running task. Priority steps are global across a worker's queues (kombu pops every
-        # queue's most urgent list first); within a level, queues are taken in the order the worker
-        # names them.
-        broker_transport_options={"visibility_timeout": longest * 2,
+        # Priority steps are global across a worker's queues (kombu pops every queue's most urgent
+        # list first); within a level, queues are taken in the order the worker names them. A dead
+        # worker's messages do not wait out the visibility timeout: services/core/pipeline/orphans.py.
+        broker_transport_options={"visibility_timeout": visibility_timeout_s(settings),
                                   "priority_steps": PRIORITY_STEPS, "queue_order_strategy": "priority"},
         # A message sent without a priority (maintenance, Flower) waits like a default run.
         task_default_priority=broker_priority(DEFAULT_PRIORITY),
@@ -120,6 +123,20 @@ def _stamp_enqueue_time(headers: dict | None = None, **_: object) -> None:
     # Celery messages carry no enqueue time; the exporter reads this to age the oldest waiting task.
     if headers is not None:
         headers.setdefault("sent_at", time.time())
+
+
+@task_received.connect
+def _note_the_holder(sender: object = None, request: object = None, **_: object) -> None:
+    # Which process holds this message, so the orphan sweeper can hand it back at once if the
+    # process dies (services/core/pipeline/orphans.py); in the worker's main process, as it arrives.
+    controller = getattr(sender, "controller", None)
+    if request is None or controller is None:
+        return
+    from services.core.holders import note_received
+
+    settings = get_settings()
+    note_received(settings.redis_url, request.id, (request.hostname, os.getpid(), controller.startup_time.timestamp()),
+                  visibility_timeout_s(settings))
 
 
 @celeryd_init.connect

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # An unfinished run quiet this long (no stage recorded, its start time passed) is checked for
     # messages in the broker each minute; none found, it is failed as lost and its lock freed.
     lost_run_after_s: int = Field(300, ge=60)
+    # A delivered message whose worker process is gone (no answer, or a new process under its name)
+    # this long is handed back to its queue by the same minute job, instead of after the visibility
+    # timeout; long enough that a worker too busy to answer one broadcast is not taken for dead.
+    dead_worker_after_s: int = Field(45, ge=10)
     # Markets the daily market sync adds to the universe by itself, e.g. "quote=USDT,type=spot"; empty: none.
     markets_auto_add: str = ""
     # Instruments per stage task: large enough that Celery's per-task cost fades, small enough

@@ -50,3 +50,12 @@ def run_dispatched(run_id: str) -> str:
 def rate_limit(exchange: str) -> str:
     """The shared request budget of one exchange (a GCRA timestamp)."""
     return f"{PREFIX}ratelimit:{exchange}"
+
+
+def message_holder(task_id: str) -> str:
+    """Which worker process received a task's message (hostname and pid), until the visibility timeout."""
+    return f"{PREFIX}held-by:{task_id}"
+
+
+# Delivery tags of messages whose holder was found gone, with when it was first missed.
+ORPHAN_SUSPECTS = f"{PREFIX}orphan-suspects"

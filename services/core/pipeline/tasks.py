@@ -15,6 +15,7 @@ from services.core.db import get_engine
 from services.core.pipeline import records
 from services.core.pipeline.chain import instrument_label, instrument_outcomes, new_carry
 from services.core.pipeline.lost import fail_lost_runs
+from services.core.pipeline.orphans import restore_orphans
 from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of, stage_task_id
 from services.core.pipeline.scopes import resolve_range, scope_symbols, scope_timeframes
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
@@ -215,12 +216,15 @@ def _fail_expired_runs(client: redis.Redis) -> list[str]:
 
 @app.task(name="pipeline.find_lost", **_TRANSIENT)
 def find_lost() -> dict:
-    """Fail unfinished runs none of whose messages the broker still holds (purged queue, flushed Redis)."""
+    """Hand a dead worker's messages back to their queues; then fail unfinished runs none of whose messages
+    the broker still holds (purged queue, flushed Redis)."""
     settings = get_settings()
-    lost = fail_lost_runs(get_engine(), redis.Redis.from_url(settings.redis_url), settings.lost_run_after_s)
+    client = redis.Redis.from_url(settings.redis_url)
+    restored = restore_orphans(app, client, settings.dead_worker_after_s)
+    lost = fail_lost_runs(get_engine(), client, settings.lost_run_after_s)
     if lost:
         log.warning("failed %d run(s) whose messages were lost: %s", len(lost), ", ".join(lost))
-    return {"lost_runs": lost}
+    return {"restored_tasks": restored, "lost_runs": lost}
 
 
 @app.task(name="pipeline.ping")

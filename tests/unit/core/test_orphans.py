@@ -1,0 +1,36 @@
+"""Which held messages a dead worker left: judged from their holders and the workers that answered."""
+
+from __future__ import annotations
+
+from services.core.pipeline.orphans import SAME_START_S, orphaned
+
+NOW = 1_000_000.0
+HELD = {"tag-a": "run.0.ohlc", "tag-b": "run.1.ohlc"}
+HOLDERS = {"run.0.ohlc": ("ingest@a", 7, 5_000.0), "run.1.ohlc": ("ingest@b", 7, 6_000.0)}
+
+
+def test_a_message_whose_holder_answers_as_the_same_process_stays_held():
+    alive = {"ingest@a": (7, 5_000.0 + SAME_START_S), "ingest@b": (7, 6_000.0 - 1)}
+    assert orphaned(HELD, HOLDERS, alive, {}, NOW, grace_s=0) == ([], {})
+
+
+def test_a_missing_worker_makes_its_messages_suspects_first_and_hands_them_back_after_the_grace():
+    alive = {"ingest@b": (7, 6_000.0)}
+    restore, suspects = orphaned(HELD, HOLDERS, alive, {}, NOW, grace_s=45)
+    assert (restore, suspects) == ([], {"tag-a": NOW})
+    assert orphaned(HELD, HOLDERS, alive, suspects, NOW + 44, grace_s=45) == ([], {"tag-a": NOW})
+    assert orphaned(HELD, HOLDERS, alive, suspects, NOW + 45, grace_s=45) == (["tag-a"], {})
+
+
+def test_a_restarted_worker_under_the_same_name_and_pid_is_a_new_process():
+    alive = {"ingest@a": (7, 5_000.0 + 3600), "ingest@b": (8, 6_000.0)}  # a: restarted; b: another pid
+    assert orphaned(HELD, HOLDERS, alive, {}, NOW, grace_s=0)[0] == ["tag-a", "tag-b"]
+
+
+def test_a_worker_back_before_the_grace_clears_the_suspicion():
+    alive = {"ingest@a": (7, 5_000.0), "ingest@b": (7, 6_000.0)}
+    assert orphaned(HELD, HOLDERS, alive, {"tag-a": NOW - 30}, NOW, grace_s=45) == ([], {})
+
+
+def test_a_message_without_a_recorded_holder_is_left_to_the_visibility_timeout():
+    assert orphaned({"tag-x": "other"}, HOLDERS, {}, {}, NOW, grace_s=0) == ([], {})
