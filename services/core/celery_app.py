@@ -6,7 +6,7 @@ import logging
 import os
 import time
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import before_task_publish, celeryd_init, setup_logging, task_received, worker_process_init
 from kombu import Exchange, Queue
 
@@ -15,7 +15,7 @@ from services.core.logging import configure_logging
 from services.core.priority import DEFAULT_PRIORITY, PRIORITY_STEPS, broker_priority
 
 __all__ = ["app", "WORKER_QUEUES", "PIPELINE_QUEUE", "QUEUES", "TASK_ROUTES", "create_celery", "soft_time_limit",
-           "worker_conf", "visibility_timeout_s"]
+           "worker_conf", "visibility_timeout_s", "PUBLISH_RETRY_POLICY", "PUBLISH_RETRY_BOUND_S"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,39 @@ def worker_conf(settings: Settings) -> dict:
     }
 
 
+# How long a publish (a chain's next stage, a retry, a chord's finish) keeps trying while Redis is
+# away: 0 + 1 + 2 + 3 + 4 + 5 × 15 s ≈ 85 s. Celery's default gives up after about a second, and a
+# retry whose publish fails drops its message (Reject, requeue=False): a Redis restart mid-run
+# ended runs FAILURE. Outages longer than this fail the stage with the connection error named.
+PUBLISH_RETRY_POLICY = {"max_retries": 20, "interval_start": 0, "interval_step": 1, "interval_max": 5}
+PUBLISH_RETRY_BOUND_S = sum(
+    min(PUBLISH_RETRY_POLICY["interval_start"] + PUBLISH_RETRY_POLICY["interval_step"] * n,
+        PUBLISH_RETRY_POLICY["interval_max"]) for n in range(PUBLISH_RETRY_POLICY["max_retries"]))
+
+
+def wait_for_broker(celery: Celery) -> None:
+    """Block until the broker answers, for up to PUBLISH_RETRY_BOUND_S; OperationalError after that."""
+    with celery.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=PUBLISH_RETRY_POLICY["max_retries"],
+                                     interval_start=PUBLISH_RETRY_POLICY["interval_start"],
+                                     interval_step=PUBLISH_RETRY_POLICY["interval_step"],
+                                     interval_max=PUBLISH_RETRY_POLICY["interval_max"])
+
+
+class PatientTask(Task):
+    """Every candleflow task: a retry waits for the broker first.
+
+    Celery publishes a retry once and, if Redis is away, rejects the running message without
+    requeueing it: the batch's chain stops there and the run fails. Waiting here (a stage's retry
+    usually comes from the very outage: the rate limiter lives in Redis) lets the retry publish
+    once Redis is back, within PUBLISH_RETRY_BOUND_S.
+    """
+
+    def retry(self, *args, **kwargs):
+        wait_for_broker(self.app)
+        return super().retry(*args, **kwargs)
+
+
 def visibility_timeout_s(settings: Settings) -> int:
     """Longer than the longest task (the longest limit of any run kind), or Redis redelivers a still-running task."""
     return 2 * max(settings.task_time_limit_s, *settings.task_time_limits.values())
@@ -64,7 +97,7 @@ def visibility_timeout_s(settings: Settings) -> int:
 def create_celery() -> Celery:
     """Build the app from settings; called once at import for the module-level `app`."""
     settings = get_settings()
-    celery = Celery("candleflow", broker=settings.redis_url, backend=settings.redis_url)
+    celery = Celery("candleflow", broker=settings.redis_url, backend=settings.redis_url, task_cls=PatientTask)
     celery.conf.update(
         # Each queue on its own exchange: publishing through one never copies into the others.
         task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
@@ -88,6 +121,15 @@ def create_celery() -> Celery:
         task_send_sent_event=True,
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
+        # Ride out a Redis outage of up to PUBLISH_RETRY_BOUND_S: publishes and result writes (a
+        # chord's part counter included) wait for it to come back instead of failing the run.
+        task_publish_retry=True,
+        task_publish_retry_policy=PUBLISH_RETRY_POLICY,
+        result_backend_always_retry=True,
+        result_backend_max_retries=PUBLISH_RETRY_POLICY["max_retries"],
+        result_backend_base_sleep_between_retries_ms=500,
+        result_backend_max_sleep_between_retries_ms=PUBLISH_RETRY_POLICY["interval_max"] * 1000,
+        result_backend_transport_options={"retry_policy": PUBLISH_RETRY_POLICY},
         # Priority steps are global across a worker's queues (kombu pops every queue's most urgent
         # list first); within a level, queues are taken in the order the worker names them. A dead
         # worker's messages do not wait out the visibility timeout: services/core/pipeline/orphans.py.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["free_port", "redis_server", "postgres_server", "wait_for_port"]
+__all__ = ["free_port", "redis_server", "RestartableRedis", "restartable_redis", "postgres_server", "wait_for_port"]
 
 
 def free_port() -> int:
@@ -36,12 +36,51 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
 
 
-@contextmanager
-def redis_server() -> Iterator[str]:
-    """A real redis-server with the production persistence/eviction settings; yields its URL."""
+def _redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server not found: run `make test` (it installs it) or apt-get install redis-server")
+    return binary
+
+
+class RestartableRedis:
+    """A redis-server as production runs it (AOF on, noeviction) that a test can stop and start again
+    on the same port and data: an outage as clients see it."""
+
+    def __init__(self, workdir: str) -> None:
+        self.port, self.workdir = free_port(), workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.workdir,
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, process=self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: Redis flushes its AOF and exits, as `docker stop` does
+            self.process.wait(10)
+
+
+@contextmanager
+def restartable_redis() -> Iterator[RestartableRedis]:
+    """A started RestartableRedis, stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix="cf-redis-") as workdir:
+        server = RestartableRedis(workdir)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A real redis-server with the production persistence/eviction settings; yields its URL."""
+    binary = _redis_binary()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="cf-redis-") as workdir:
         process = subprocess.Popen(

@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
 
 
-def http(method: str, url: str, token: str | None = None, timeout: float = 10.0) -> tuple[int, dict]:
-    """One request as curl would make it; returns (status, JSON body)."""
-    request = urllib.request.Request(url, method=method)
+def http(method: str, url: str, token: str | None = None, timeout: float = 10.0,
+         body: object = None) -> tuple[int, dict]:
+    """One request as curl would make it (`body` as JSON); returns (status, JSON body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, method=method, data=data,
+                                     headers={"Content-Type": "application/json"} if data is not None else {})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:

@@ -20,6 +20,7 @@ from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline.failures import describe_failure
 from services.core.pipeline.records import record_stages, run_state
+from services.core.pipeline.runs import FINISHED_STATES
 from services.core.pipeline.stages import RETRY_POLICY, STAGES, Stage, stage_params
 from services.core.store.instruments import resolve_instruments
 
@@ -103,7 +104,7 @@ def _has_entry(outcome: dict, stage: Stage) -> bool:
 def run_stage(carry: dict, stage: Stage, work: BatchWork, task: Task | None = None) -> dict:
     """Run `work` on the batch's instruments still going, record each outcome, and pass the carry on.
 
-    A cancelled run's stage does nothing (its status shows the stage "cancelled").
+    A cancelled or finished run's stage does nothing (a cancelled run's status shows the stage "cancelled").
     Instruments that failed an earlier stage are skipped; those this stage already settled
     (a retry of the same batch) are not run again. A permanent failure is the instrument's
     outcome. A transient one (`stage.retry_for`) sends the batch back to Celery while
@@ -111,9 +112,11 @@ def run_stage(carry: dict, stage: Stage, work: BatchWork, task: Task | None = No
     that hit it run again; once the retries are spent it is carried like any failure.
     """
     with get_engine().connect() as conn:
-        cancelled = run_state(conn, carry["run_id"]) == "CANCELLED"
-    if cancelled:  # revocation is best effort (a restarted worker forgets it); this check is not
-        log.info("run %s is cancelled: %s of %d instrument(s) not run", carry["run_id"], stage.name,
+        state = run_state(conn, carry["run_id"])
+    # Cancelled: revocation is best effort (a restarted worker forgets it); this check is not. Finished:
+    # a copy delivered again after its run ended (an acknowledgement lost to a Redis outage) has nothing to do.
+    if state in FINISHED_STATES:
+        log.info("run %s is %s: %s of %d instrument(s) not run", carry["run_id"], state, stage.name,
                  len(carry["symbols"]))
         return carry
     outcomes = carry["outcomes"]
