@@ -74,6 +74,13 @@ def _redis_unavailable(exc: Exception) -> Response:
     return error_response(503, "the broker (Redis) is unavailable; try again shortly")
 
 
+def _redis_full(exc: Exception) -> Response:
+    # maxmemory with noeviction: Redis refuses writes rather than dropping queued work.
+    log.error("redis is full (maxmemory) on %s %s: %s", request.method, request.path, exc)
+    return error_response(503, "the broker (Redis) is full (maxmemory reached): no new work is accepted until it "
+                               "drains; work already queued is kept. See docs/operations.md, Redis unreachable")
+
+
 def _database_unavailable(exc: Exception) -> Response:
     log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
     return error_response(503, "the database is unavailable; try again shortly")
@@ -92,6 +99,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.exceptions.ConnectionError, _redis_unavailable)
     app.register_error_handler(redis.exceptions.TimeoutError, _redis_unavailable)
+    app.register_error_handler(redis.exceptions.OutOfMemoryError, _redis_full)
     app.register_error_handler(kombu.exceptions.OperationalError, _redis_unavailable)
     app.register_error_handler(sqlalchemy.exc.OperationalError, _database_unavailable)
     app.register_error_handler(Exception, _unhandled)
