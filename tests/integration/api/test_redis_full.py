@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
+
 from services.api.app import create_app
 from services.core import keys
 from services.core.celery_app import create_celery
