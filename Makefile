@@ -63,6 +63,7 @@ bench: deps
 	$(PY) bench/ingest.py
 	$(PY) bench/exporter.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/api_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
