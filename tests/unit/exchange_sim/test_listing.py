@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import requests
 from services.exchange_sim.controller import Simulator
 from services.exchange_sim.server import parse_args, running_simulator
 from services.ingest.sources.ccxt_urls import point_ccxt_at
-from tests.unit.exchange_sim.test_shared_state import _http
+from tests.unit.exchange_sim.served import http, served_simulator
 from tests.utils.ccxt_sim import ccxt_config_for_sim
-from tests.utils.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIENTS = {"binance": lambda: ccxt.binance(ccxt_config_for_sim()),
@@ -95,31 +93,18 @@ def test_the_cli_speaks_the_dialect_it_is_told_and_refuses_others(capsys):
 @pytest.fixture()
 def served_kraken():
     """The CLI's server in the Kraken dialect: two processes, as the container runs it."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "services.exchange_sim", "--port", str(port), "--workers", "2",
-                                "--dialect", "kraken", "--symbols", "BTC/USD", "--now", "2024-03-01T00:00:00Z",
-                                "--clock-rate", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            _http("GET", f"{url}/_sim/clock")
-            break
-        except OSError:
-            assert process.poll() is None, process.stderr.read().decode()
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(30)
+    with served_simulator("--dialect", "kraken", "--symbols", "BTC/USD") as url:
+        yield url
 
 
 def test_a_market_listed_over_http_is_served_by_every_server_process(served_kraken):
-    assert _http("POST", f"{served_kraken}/_sim/markets", {"symbols": ["SOL/USD"]})[0] == 200
+    assert http("POST", f"{served_kraken}/_sim/markets", {"symbols": ["SOL/USD"]})[0] == 200
     with ThreadPoolExecutor(8) as pool:  # new connections, spread over both processes
-        pairs = list(pool.map(lambda _: sorted(_http("GET", f"{served_kraken}/0/public/AssetPairs")[1]["result"]),
+        pairs = list(pool.map(lambda _: sorted(http("GET", f"{served_kraken}/0/public/AssetPairs")[1]["result"]),
                               range(16)))
     assert pairs == [["SOLUSD", "XXBTZUSD"]] * 16
-    assert _http("DELETE", f"{served_kraken}/_sim/markets/SOL/USD")[0] == 200
+    assert http("DELETE", f"{served_kraken}/_sim/markets/SOL/USD")[0] == 200
     with ThreadPoolExecutor(8) as pool:
-        errors = list(pool.map(lambda _: _http("GET", f"{served_kraken}/0/public/OHLC?pair=SOLUSD")[1]["error"],
+        errors = list(pool.map(lambda _: http("GET", f"{served_kraken}/0/public/OHLC?pair=SOLUSD")[1]["error"],
                                range(16)))
     assert errors == [["EQuery:Unknown asset pair"]] * 16

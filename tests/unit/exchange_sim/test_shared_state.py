@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +13,7 @@ import pytest
 from services.exchange_sim.controller import Simulator
 from services.exchange_sim.faults import RequestContext
 from services.exchange_sim.shared import RequestLog
-from tests.utils.servers import free_port
+from tests.unit.exchange_sim.served import http, served_simulator
 
 ROOT = Path(__file__).resolve().parents[3]
 KLINES = "/api/v3/klines"
@@ -97,48 +93,25 @@ def test_the_request_log_keeps_the_last_entries_and_cuts_long_queries():
     assert [e["path"] for e in log.recent()] == ["/again"]
 
 
-def _http(method: str, url: str, body: object = None) -> tuple[int, object]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:  # a new connection every time
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        return error.code, None
-
-
 @pytest.fixture(scope="module")
 def served():
     """The CLI's server: two processes, as the Procfile and the container run it."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "services.exchange_sim", "--port", str(port), "--workers", "2",
-                                "--now", "2024-03-01T00:00:00Z", "--clock-rate", "0"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            _http("GET", f"{url}/api/v3/ping")
-            break
-        except OSError:
-            assert process.poll() is None, process.stderr.read().decode()
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(30)
+    with served_simulator() as url:
+        yield url
 
 
 def test_the_controls_hold_across_the_server_processes(served):
-    _http("DELETE", f"{served}/_sim/requests")
-    _http("POST", f"{served}/_sim/faults", [{"kind": "http_503", "path": KLINES, "times": 6}])
+    http("DELETE", f"{served}/_sim/requests")
+    http("POST", f"{served}/_sim/faults", [{"kind": "http_503", "path": KLINES, "times": 6}])
     page = f"{served}{KLINES}?symbol=BTCUSD&interval=1h&limit=2"
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: _http("GET", page)[0], range(24)))
+        statuses = list(pool.map(lambda _: http("GET", page)[0], range(24)))
     assert sorted(statuses) == [200] * 18 + [503] * 6
-    assert _http("GET", f"{served}/_sim/faults")[1]["rules"][0]["fired"] == 6
-    seen = _http("GET", f"{served}/_sim/requests")[1]
+    assert http("GET", f"{served}/_sim/faults")[1]["rules"][0]["fired"] == 6
+    seen = http("GET", f"{served}/_sim/requests")[1]
     assert seen["counts"] == {KLINES: 24} and sorted(e["status"] for e in seen["recent"]) == sorted(statuses)
-    _http("DELETE", f"{served}/_sim/faults")
-    moved = _http("POST", f"{served}/_sim/clock", {"advance": 3600})[1]["now_ms"]
+    http("DELETE", f"{served}/_sim/faults")
+    moved = http("POST", f"{served}/_sim/clock", {"advance": 3600})[1]["now_ms"]
     with ThreadPoolExecutor(8) as pool:
-        times = set(pool.map(lambda _: _http("GET", f"{served}/api/v3/time")[1]["serverTime"], range(16)))
+        times = set(pool.map(lambda _: http("GET", f"{served}/api/v3/time")[1]["serverTime"], range(16)))
     assert times == {moved}
