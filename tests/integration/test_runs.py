@@ -78,7 +78,7 @@ def test_runs_whose_messages_vanished_are_failed_within_minutes_and_the_others_l
     assert client.get(RunRequest("all").dedup_key()) is None
     assert client.get(RunRequest("ohlc", symbol="BTC/USD").dedup_key()) is None
     assert client.get(RunRequest("ohlc", symbol="ETH/USD").dedup_key()) == b"queued-waiting"
-    assert pipeline.find_lost.run() == {"lost_runs": []}  # failed once, not again
+    assert pipeline.find_lost.run() == {"restored_tasks": [], "lost_runs": []}  # failed once, not again
 
 
 def _cancelled_run(engine, run_id: str, kind: str = "all") -> None:
