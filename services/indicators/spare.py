@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-__all__ = ["MAX_SPARE_BYTES", "MIN_SPARE_BYTES", "SpareMemory", "empty_block"]
+__all__ = ["MAX_SPARE_BYTES", "MIN_SPARE_BYTES", "SHARED", "SpareMemory", "empty_block"]
 
 # glibc maps every block above its mmap threshold (32 MB at most on 64-bit) afresh, and the
 # kernel zeroes each of its pages on first touch: 29 ms for the 144 MB block of 1,000,000 bars,
@@ -68,9 +68,11 @@ def _anonymous_mapping(nbytes: int) -> mmap.mmap:
     return memory
 
 
-_SHARED = SpareMemory()
+# The process's one spare, which every block of the engine goes through (tests and the bench
+# swap it for one with other bounds).
+SHARED = SpareMemory()
 
 
 def empty_block(shape: tuple[int, ...]) -> np.ndarray:
-    """SpareMemory.empty from the process's one spare (every block of the engine goes through it)."""
-    return _SHARED.empty(shape)
+    """SHARED.empty(shape): an uninitialised float64 block for the engine."""
+    return SHARED.empty(shape)
