@@ -38,7 +38,7 @@ class SpareMemory:
     def empty(self, shape: tuple[int, ...]) -> np.ndarray:
         """An uninitialised float64 array of `shape`, as np.empty gives; a big one in reused memory."""
         nbytes = 8 * math.prod(shape)
-        if not self.min_bytes <= nbytes <= self.max_bytes:
+        if nbytes == 0 or not self.min_bytes <= nbytes <= self.max_bytes:  # mmap cannot map 0 bytes
             return np.empty(shape)
         with self._lock:
             memory, self._spare = self._spare, None

@@ -71,6 +71,11 @@ def test_blocks_outside_the_bounds_are_plain_numpy_arrays(shape):
     assert memory.spare_bytes() == 0
 
 
+def test_a_block_of_no_bars_is_a_plain_numpy_array():
+    block = SpareMemory(min_bytes=0).empty((18, 0))  # mmap cannot map 0 bytes
+    assert block.flags.owndata and block.shape == (18, 0)
+
+
 def test_a_forked_process_writes_into_its_own_copy():
     # Celery's prefork workers fork: a shared mapping would let a child write into its parent's block.
     memory = SpareMemory(min_bytes=0)
@@ -89,7 +94,7 @@ def test_a_forked_process_writes_into_its_own_copy():
 def reused_memory(monkeypatch):
     """The engine's blocks through a spare that holds garbage, and the same engine on fresh numpy memory."""
     poisoned = SpareMemory(min_bytes=0)
-    fresh = SpareMemory(min_bytes=1 << 62)
+    fresh = SpareMemory(max_bytes=0)  # keeps nothing: np.empty every time
 
     def compute(memory, function):
         monkeypatch.setattr(spare, "SHARED", memory)
