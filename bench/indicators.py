@@ -76,14 +76,22 @@ def talib_full_set(candles: pd.DataFrame) -> None:
     talib.EMA(low, 33)
 
 
-def timings(runs: int, *measured: Callable[[], object]) -> list[list[float]]:
-    """Seconds per run for each callable, interleaved so background load hits all alike."""
+def timings(runs: int, *measured: Callable[[], object], cpu: list[list[float]] | None = None) -> list[list[float]]:
+    """Seconds per run for each callable, interleaved so background load hits all alike.
+
+    `cpu`, if given, receives the process's CPU seconds per run the same way: time other
+    processes take from this one on a shared machine is not in it.
+    """
     seconds: list[list[float]] = [[] for _ in measured]
+    if cpu is not None:
+        cpu[:] = [[] for _ in measured]
     for _ in range(runs):
-        for samples, function in zip(seconds, measured, strict=True):
-            started = time.perf_counter()
+        for index, function in enumerate(measured):
+            started, started_cpu = time.perf_counter(), time.process_time()
             function()
-            samples.append(time.perf_counter() - started)
+            seconds[index].append(time.perf_counter() - started)
+            if cpu is not None:
+                cpu[index].append(time.process_time() - started_cpu)
     return seconds
 
 
@@ -110,12 +118,14 @@ def bench_full_set(bars: int, runs: int, label: str = "") -> None:
     candles = realistic_candles(bars=bars, seed=1, freq="1min")
     prices = [candles[column].to_numpy()[None, :] for column in ("high", "low", "close")]
     params = IndicatorParams()
+    cpu: list[list[float]] = []
     ours, fresh, arrays, theirs = timings(
         runs,
         lambda: compute_indicators(candles, params),
         in_fresh_memory(lambda: compute_indicators(candles, params)),
         lambda: indicator_block(*prices, params),
         lambda: talib_full_set(candles),
+        cpu=cpu,
     )
     ratio = min(ours) / min(theirs)
     print(f"(1) full set, {bars:,} bars (18 columns + regime; TA-Lib: 14 calls, no frame){label}:")
@@ -129,6 +139,10 @@ def bench_full_set(bars: int, runs: int, label: str = "") -> None:
     # the object array of regime names, the DataFrame.
     print(f"    the indicator arrays alone (indicator_block): {describe(arrays)}, "
           f"ratio {min(arrays) / min(theirs):.2f}x")
+    ours_cpu, fresh_cpu, arrays_cpu, theirs_cpu = cpu
+    print(f"    CPU time: ours {describe(ours_cpu)}, TA-Lib {describe(theirs_cpu)}, "
+          f"ratio {min(ours_cpu) / min(theirs_cpu):.2f}x; a fresh block {min(fresh_cpu) / min(theirs_cpu):.2f}x, "
+          f"the arrays alone {min(arrays_cpu) / min(theirs_cpu):.2f}x")
 
 
 def keep_freed_memory() -> bool:
