@@ -19,6 +19,7 @@ from services.indicators.indicators import (
 )
 from services.indicators.params import IndicatorParams
 from services.indicators.regime import regime_codes
+from services.indicators.spare import empty_block
 
 __all__ = ["HIDDEN", "INDICATOR_COLUMNS", "first_regime_bar", "indicator_block"]
 
@@ -61,7 +62,7 @@ def indicator_block(
     With `snapshot_at` (one bar position per instrument), `hidden` holds each
     HIDDEN average at that bar, per instrument; otherwise it is None.
     """
-    values = np.empty((len(INDICATOR_COLUMNS), *close.shape))
+    values = empty_block((len(INDICATOR_COLUMNS), *close.shape))
     column = dict(zip(INDICATOR_COLUMNS, values, strict=True))
     at = None if snapshot_at is None else (np.arange(close.shape[0]), snapshot_at)
     hidden: dict[str, np.ndarray] | None = None if at is None else {}
