@@ -1,4 +1,4 @@
-"""The fault suite's fixtures: its own compose project on free ports, the simulator's expectations, the figures table."""
+"""The fault suite's fixtures: its own compose project on free ports, the expectations, the figures table."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ FAULT_SETTINGS = {
     # The simulator's clock is frozen; re-read it on every sync anyway, it restarts with the stack.
     "EXCHANGE_CLOCK_RECHECK_S": "0",
     # No wall-clock hourly run in the middle of a scenario: only the suite starts runs.
+    # Retries of a failing exchange in seconds, not minutes: the suite waits for them.
+    "BACKOFF_MAX_S": "4",
     "SCHEDULE_OVERRIDES": json.dumps({"pipeline-all-hourly": {"enabled": False}}),
 }
 

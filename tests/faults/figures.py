@@ -24,6 +24,11 @@ class Expected:
     candles: dict[tuple[str, int], tuple[float, ...]]  # (symbol, ts ms) → OHLCV
     signals: set[tuple[str, int, str, str]]  # (symbol, ts ms, strategy, side)
 
+    def only(self, symbols: list[str]) -> Expected:
+        """The expectations for some of the instruments."""
+        return Expected({key: value for key, value in self.candles.items() if key[0] in symbols},
+                        {key for key in self.signals if key[0] in symbols})
+
 
 @dataclass(frozen=True)
 class Stored:

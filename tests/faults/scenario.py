@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
+from services.core.pipeline.stages import KIND_STAGES
 from tests.e2e.stack import ComposeStack, http
 from tests.faults.figures import TERMINAL_STATES, Expected, Row, non_terminal_runs, stored_figures
 
@@ -22,11 +23,12 @@ _RUN_TABLES = ("candles", "indicator_values", "indicator_state", "patterns", "le
                "stage_watermarks", "fetch_ledger", "rejected_candles")
 
 
-def docker(*args: str, timeout: float = 180) -> None:
-    """A plain `docker` command on one container, as an operator would type it."""
+def docker(*args: str, timeout: float = 180) -> str:
+    """A plain `docker` command on one container, as an operator would type it; what it printed."""
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"`docker {' '.join(args)}` failed: {result.stderr[-2000:]}")
+    return result.stdout + result.stderr
 
 
 @dataclass
@@ -78,6 +80,16 @@ class Scenario:
             time.sleep(0.2)
         raise AssertionError(f"run {run_id} recorded no stage within {timeout:.0f} s: {self.status(run_id)}")
 
+    def before_fault(self, run_id: str) -> str:
+        """How far the run is as the fault comes ("k/n stage results"); a run already finished is a missed fault."""
+        with self.engine.connect() as conn:
+            done = conn.execute(text("SELECT count(*) FROM pipeline_stage_results WHERE run_id = :id"),
+                                {"id": run_id}).scalar_one()
+            state = conn.execute(text("SELECT state FROM pipeline_runs WHERE id = :id"), {"id": run_id}).scalar()
+        if state in TERMINAL_STATES:
+            self.problems.append(f"the fault came too late: run {run_id} had already ended {state}")
+        return f"{done}/{len(self.symbols) * len(KIND_STAGES['all'])} stages"
+
     def wait_terminal(self, run_id: str, bound: float, started: float) -> dict | None:
         """Poll until the run is finished or `bound` seconds after `started` passed; records the seconds taken."""
         body = None
@@ -117,4 +129,10 @@ class Scenario:
         if open_runs:
             self.problems.append(f"runs left non-terminal: {open_runs}")
         self.row.passed = not self.problems
-        assert not self.problems, "\n".join(self.problems)
+        assert not self.problems, "\n".join([*self.problems, "worker errors:", *self.worker_errors()])
+
+    def worker_errors(self, last: int = 20) -> list[str]:
+        """The workers' last error lines: where a failing scenario's cause is written."""
+        logs = self.stack.compose("logs", "--no-color", "worker-ingest", "worker-indicators", "worker-signals",
+                                  check=False).stdout
+        return [line[:400] for line in logs.splitlines() if "ERROR" in line or "Error:" in line][-last:]

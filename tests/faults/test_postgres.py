@@ -12,13 +12,14 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_postgres_restart_mid_run_ends_in_success_with_every_candle_and_signal_once(scenario):
-    scenario.row.scenario, scenario.row.done = "3 postgres restart", "`docker restart` postgres after the 1st stage"
     run_id, duplicate = scenario.submit()
     assert not duplicate
     scenario.wait_mid_run(run_id)
 
+    at = scenario.before_fault(run_id)
     started = time.monotonic()
     docker("restart", scenario.container("postgres"))
+    scenario.row.scenario, scenario.row.done = "3 postgres restart", f"`docker restart` postgres at {at}"
     body = scenario.wait_terminal(run_id, RUN_BOUND_S, started)
 
     scenario.expect_success(body)
