@@ -68,14 +68,14 @@ class Scenario:
             return None
         return reply.body if reply.status == 200 else None
 
-    def wait_mid_run(self, run_id: str, timeout: float = 120.0) -> None:
-        """Until the run has recorded its first stage result: its work has started and is not done."""
+    def wait_mid_run(self, run_id: str, timeout: float = 120.0, results: int = 1) -> None:
+        """Until the run has recorded `results` stage results: its work has started and is not done."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
                 done = conn.execute(text("SELECT count(*) FROM pipeline_stage_results WHERE run_id = :id"),
                                     {"id": run_id}).scalar_one()
-            if done:
+            if done >= results:
                 return
             time.sleep(0.2)
         raise AssertionError(f"run {run_id} recorded no stage within {timeout:.0f} s: {self.status(run_id)}")
