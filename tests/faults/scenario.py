@@ -99,11 +99,13 @@ class Scenario:
                 self.row.seconds = time.monotonic() - started
                 return body
             time.sleep(1)
-        self.problems.append(f"run {run_id} not terminal {bound:.0f} s after the fault: {body}")
+        shown = body and {"status": body["status"], "stage results": len(body["result"]), "error": body["error"]}
+        self.problems.append(f"run {run_id} not terminal {bound:.0f} s after the fault: {shown}")
         return body
 
     def expect_success(self, body: dict | None) -> None:
-        if body is not None and body["status"] != "SUCCESS":
+        # A run still unfinished is already reported by wait_terminal.
+        if body is not None and body["status"] in TERMINAL_STATES and body["status"] != "SUCCESS":
             self.problems.append(f"run {body['task_id']} ended {body['status']}: {body.get('error')}")
 
     def judge(self) -> None:
