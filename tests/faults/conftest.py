@@ -35,8 +35,6 @@ FAULT_SETTINGS = {
     # The simulator's clock is frozen; re-read it on every sync anyway, it restarts with the stack.
     "EXCHANGE_CLOCK_RECHECK_S": "0",
     # No wall-clock hourly run in the middle of a scenario: only the suite starts runs.
-    # Retries of a failing exchange in seconds, not minutes: the suite waits for them.
-    "BACKOFF_MAX_S": "4",
     "SCHEDULE_OVERRIDES": json.dumps({"pipeline-all-hourly": {"enabled": False}}),
 }
 

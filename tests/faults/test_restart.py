@@ -34,10 +34,10 @@ def test_the_whole_stack_interrupted_mid_run_loses_nothing_and_blocks_no_new_run
     scenario.row.scenario, scenario.row.done = f"10 {action}", f"`docker {action}` at {at}"
     scenario.stack.wait_healthy(timeout=300)
     interrupted = scenario.wait_terminal(run_id, INTERRUPTED_BOUND_S, started)
-    if interrupted is not None and interrupted["status"] not in ("SUCCESS", "FAILURE"):
-        scenario.problems.append(f"interrupted run ended {interrupted['status']}")
-    if interrupted is not None and interrupted["status"] == "FAILURE" and not interrupted.get("error"):
-        scenario.problems.append("interrupted run failed without a reason")
+    # Resumed, or ended naming why: the lost-run sweeper's "messages lost", or PARTIAL with windows the
+    # restarting simulator did not serve ledgered for repair (the re-run below fills them).
+    if interrupted is not None and interrupted["status"] != "SUCCESS" and not interrupted.get("error"):
+        scenario.problems.append(f"interrupted run ended {interrupted['status']} without a reason")
     if interrupted is not None:
         scenario.row.done += f", run {interrupted['status']}"
 
