@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint unit integration deps servers lock bench clean run-local
 
-# Everything: lint, unit and integration suites, then the real docker compose stack (e2e).
+# Everything: lint, unit and integration suites, then the real docker compose stack (e2e, then its faults).
 test: deps servers lint
-	$(PY) -m pytest tests --ignore=tests/e2e
+	$(PY) -m pytest tests --ignore=tests/e2e --ignore=tests/faults
 	$(MAKE) e2e
+	$(MAKE) faults
 
 # No servers: the unit tier asks for no Redis or Postgres (tests/unit/core/test_unit_tier.py checks).
 # ruff: the rules, and why each ignored one is ignored, are in pyproject.toml. bandit: the deployed

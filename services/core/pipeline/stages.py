@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.core.exceptions import RetryableSourceError
 
 __all__ = ["TRANSIENT_ERRORS", "RETRY_POLICY", "Stage", "STAGES", "KIND_STAGES", "KINDS", "stage_params"]
 
-# A Postgres restart or a Redis blip: worth a Celery retry, never a permanent failure.
+# A Postgres restart or a Redis blip: worth a Celery retry, never a permanent failure. A restart
+# also shows as InterfaceError ("connection already closed") on a connection it cut mid-stage.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    OperationalError, InterfaceError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # How Celery retries them: exponential backoff with full jitter, capped.
 RETRY_POLICY = {"retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True, "max_retries": 10}
 
