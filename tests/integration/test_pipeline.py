@@ -78,6 +78,16 @@ def test_an_instrument_the_exchange_does_not_list_ends_the_run_partial_naming_it
     assert not any(e["instrument"] == "DOGE/USD 1h" and e["status"] == "ok" for e in run["result"])
 
 
+def test_a_run_naming_only_instruments_outside_the_universe_ends_failure_at_the_plan(stack):
+    # As a schedule job naming an instrument retired since would: the API refuses such a request up front.
+    stack.control.send_task("pipeline.start", args=["ohlc", {"symbol": "ZZZ/USD"}], task_id="plan-refused",
+                            queue="pipeline")
+    run = stack.wait_for_run("plan-refused")
+    assert run["status"] == "FAILURE"
+    assert run["errors"] == [{"instrument": "ZZZ/USD *", "stage": "plan",
+                              "error": "not an active instrument (retired, or never added to the universe)"}]
+
+
 def test_a_run_waits_in_the_queue_while_the_indicators_worker_is_down_and_completes_after_restart(
         stack, redis_url):
     stack.stop("worker-indicators", signal.SIGKILL)
