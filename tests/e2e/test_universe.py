@@ -3,29 +3,20 @@ the market sync records it, an operator adds it over the API, and the next run f
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.e2e.conftest import API_TOKEN
 from tests.e2e.stack import http
 from tests.e2e.test_stack import run_all
+from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def _wait_for(predicate, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"{what} not seen after {timeout:.0f} s")
-
-
 def test_an_instrument_added_through_the_api_has_candles_after_the_next_run(stack):
-    api = lambda path: stack.url("API_PORT", path)  # noqa: E731 - a short alias for readability
+    def api(path: str) -> str:
+        return stack.url("API_PORT", path)
+
     refused = http("POST", api("/api/manual-update/?task=ohlc&symbol=SOL/USD"), token=API_TOKEN)
     assert refused.status == 400 and "not in the universe" in refused.body["message"], refused.text
 
@@ -34,8 +25,8 @@ def test_an_instrument_added_through_the_api_has_candles_after_the_next_run(stac
     assert listed.status == 200, listed.text
     started = http("POST", api("/api/schedules/markets-sync-daily/run"), token=API_TOKEN)
     assert started.status == 202, started.text
-    _wait_for(lambda: http("GET", api("/api/markets?quote=USD&listed=true")).body.get("count") == 3,
-              "SOL/USD in the market list")
+    wait_until(lambda: http("GET", api("/api/markets?quote=USD&listed=true")).body.get("count") == 3,
+               "SOL/USD in the market list", 120, interval=1)
 
     added = http("POST", api("/api/instruments"), token=API_TOKEN, body={"symbol": "SOL/USD"})
     assert added.status == 201, added.text
