@@ -15,10 +15,11 @@ from services.core.exceptions import ConfigurationError
 from services.core.exchange_ids import ccxt_exchange_ids
 from services.core.secrets import url_password, weakness
 from services.core.timeframe import Timeframe
+from services.core.venues import PAIR_RE
 
 __all__ = ["Settings", "get_settings", "load_settings", "SYMBOL_RE", "WORKER_POOLS", "DEFAULT_TASK_TIME_LIMITS"]
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
+SYMBOL_RE = PAIR_RE  # the symbols SYMBOLS takes: the configured EXCHANGE is a ccxt one
 # Celery pools a worker may run: processes (the default) or threads in one process.
 WORKER_POOLS = frozenset({"prefork", "threads"})
 # Stage time limits of the run kinds that need other than TASK_TIME_LIMIT_S (TASK_TIME_LIMITS adds to these).
