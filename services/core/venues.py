@@ -1,4 +1,4 @@
-"""Venues: whether an instrument's exchange is a ccxt exchange or a stock venue named by its MIC, and what each allows."""
+"""Venues: an exchange is a ccxt id or a stock venue named by its MIC; what each kind allows and its calendar."""
 
 from __future__ import annotations
 

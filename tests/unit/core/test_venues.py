@@ -15,7 +15,7 @@ def test_an_exchange_is_a_ccxt_id_or_a_mic(exchange, kind):
 
 @pytest.mark.parametrize("exchange", ["KRAKEN", "xnys", "XXXX", "24/7", "us_futures", "", "NYSE"])
 def test_anything_else_is_refused_with_both_rules_named(exchange):
-    with pytest.raises(UnknownVenue, match="neither a ccxt exchange id .* nor a MIC"):
+    with pytest.raises(UnknownVenue, match=r"neither a ccxt exchange id .* nor a MIC"):
         venue(exchange)
 
 
