@@ -7,8 +7,9 @@ import json
 import sys
 
 from services.cli.runs import format_table
-from services.core.config import SYMBOL_RE, get_settings
+from services.core.config import get_settings
 from services.core.db import get_engine
+from services.core.venues import PAIR_RE
 
 __all__ = ["register_universe_commands"]
 
@@ -35,7 +36,7 @@ def _timeframes(value: str) -> list[str]:
 
 
 def _symbol(value: str) -> str:
-    if not SYMBOL_RE.fullmatch(value):
+    if not PAIR_RE.fullmatch(value):
         raise argparse.ArgumentTypeError(f"malformed symbol {value!r}: expected BASE/QUOTE, e.g. SOL/USD")
     return value
 

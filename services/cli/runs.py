@@ -25,7 +25,8 @@ def add_runs_parser(commands: argparse._SubParsersAction) -> None:
 
     start = verbs.add_parser("start", help="queue a run, now or later (as POST /api/manual-update/)")
     start.add_argument("kind", help="run kind: all, ohlc, backfill, indicators, ...")
-    start.add_argument("--symbol", help="a symbol or a comma list (BTC/USD,ETH/USD)")
+    start.add_argument("--exchange", help="a ccxt id or a stock venue's MIC (XNYS); default EXCHANGE")
+    start.add_argument("--symbol", help="a symbol or a comma list (BTC/USD,ETH/USD; tickers on a MIC venue)")
     start.add_argument("--timeframe", help="a timeframe or a comma list (1h,4h)")
     start.add_argument("--since", help="ISO date/time (UTC) or epoch ms (backfill)")
     start.add_argument("--until", help="ISO date/time (UTC) or epoch ms (backfill)")
@@ -85,19 +86,20 @@ def _show(status: dict, as_json: bool) -> str:
 
 def _start(args: argparse.Namespace, celery, client, engine) -> int:
     from services.core.pipeline.runs import schedule_run, start_time, submit_run, validate_request
-    from services.core.pipeline.scopes import scope_symbols, scope_timeframes
+    from services.core.pipeline.scopes import scope_exchange, scope_symbols, scope_timeframes
     from services.core.priority import DEFAULT_PRIORITY, check_priority
     from services.core.store.universe import admit_scope
     from services.core.timeparse import parse_instant
 
-    request = validate_request(args.kind, symbol=args.symbol, timeframe=args.timeframe, since=args.since,
-                               until=args.until, days=args.days, hours=args.hours, bars=args.bars)
+    request = validate_request(args.kind, exchange=args.exchange, symbol=args.symbol, timeframe=args.timeframe,
+                               since=args.since, until=args.until, days=args.days, hours=args.hours, bars=args.bars)
     priority = check_priority(DEFAULT_PRIORITY if args.priority is None else args.priority)
     start_at = start_time(args.countdown, parse_instant(args.eta), datetime.now(UTC))
     settings = get_settings()
     with engine.begin() as conn:
-        for change in admit_scope(conn, settings.exchange, scope_symbols(request.scope()),
-                                  scope_timeframes(request.scope()), args.add, "cli", settings.timeframes):
+        scope = request.scope()
+        for change in admit_scope(conn, scope_exchange(scope, settings.exchange), scope_symbols(scope),
+                                  scope_timeframes(scope), args.add, "cli", settings.timeframes):
             print(f"universe: {change}")
     if start_at is not None:
         run_id, created = schedule_run(celery, engine, request, start_at, priority), True

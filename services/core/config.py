@@ -16,9 +16,8 @@ from services.core.secrets import url_password, weakness
 from services.core.timeframe import Timeframe
 from services.core.venues import PAIR_RE
 
-__all__ = ["Settings", "get_settings", "load_settings", "SYMBOL_RE", "WORKER_POOLS", "DEFAULT_TASK_TIME_LIMITS"]
+__all__ = ["Settings", "get_settings", "load_settings", "WORKER_POOLS", "DEFAULT_TASK_TIME_LIMITS"]
 
-SYMBOL_RE = PAIR_RE  # the symbols SYMBOLS takes: the configured EXCHANGE is a ccxt one
 # Celery pools a worker may run: processes (the default) or threads in one process.
 WORKER_POOLS = frozenset({"prefork", "threads"})
 # Stage time limits of the run kinds that need other than TASK_TIME_LIMIT_S (TASK_TIME_LIMITS adds to these).
@@ -160,7 +159,7 @@ class Settings(BaseSettings):
     def _symbols_well_formed(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one symbol is required, e.g. BTC/USD,ETH/USD")
-        bad = [s for s in value if not SYMBOL_RE.fullmatch(s)]
+        bad = [s for s in value if not PAIR_RE.fullmatch(s)]
         if bad:
             raise ValueError(f"malformed symbol(s) {bad}: expected BASE/QUOTE, e.g. BTC/USD")
         return value

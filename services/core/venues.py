@@ -13,12 +13,15 @@ if TYPE_CHECKING:  # exchange_calendars loads its holiday tables on import: only
     from exchange_calendars import ExchangeCalendar
 
 __all__ = ["Venue", "VENUE_KINDS", "UnknownVenue", "venue", "mic_codes", "check_symbol", "trading_calendar",
-           "TICKER_RE", "PAIR_RE"]
+           "TICKER_RE", "PAIR_RE", "SYMBOL_RE"]
 
 # A ccxt market: BASE/QUOTE in capitals (BTC/USD, 1INCH/USDT).
 PAIR_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
-# A stock ticker: capitals and digits, with the class separators venues use (MSFT, 600519, 2330, BRK.B, BF-B).
-TICKER_RE = re.compile(r"^[A-Z0-9](?:[A-Z0-9]|[.\-](?=[A-Z0-9])){0,14}$")
+# A stock ticker: capitals and digits, with one class suffix as venues write it (MSFT, 600519, 2330, BRK.B, BF-B).
+# No lookaround, so the same pattern serves Python, pydantic's Rust engine and JSON Schema.
+TICKER_RE = re.compile(r"^[A-Z0-9]{1,10}(?:[.\-][A-Z0-9]{1,4})?$")
+# Either kind: what a read route's symbol filter takes before the exchange is known.
+SYMBOL_RE = re.compile(f"^(?:{PAIR_RE.pattern[1:-1]}|{TICKER_RE.pattern[1:-1]})$")
 # ISO 10383 MICs are four capitals or digits; exchange_calendars also names '24/7' and 'us_futures' calendars.
 _MIC_RE = re.compile(r"^[A-Z0-9]{4}$")
 

@@ -23,11 +23,11 @@ __all__ = ["compute_indicators", "compute_ema_channel", "compute_regime", "detec
 log = logging.getLogger(__name__)
 
 
-def _run(symbol: str, timeframe: str, work: Callable) -> dict:
-    """Resolve the instrument, run `work(conn, instrument_id)` in one transaction, tag the result."""
-    settings = get_settings()
+def _run(symbol: str, timeframe: str, exchange: str | None, work: Callable) -> dict:
+    """Resolve the instrument (on EXCHANGE unless named), run `work(conn, instrument_id)` in one transaction,
+    tag the result."""
     with get_engine().begin() as conn:
-        instrument_id = require_instrument(conn, settings.exchange, symbol)
+        instrument_id = require_instrument(conn, exchange or get_settings().exchange, symbol)
         result = work(conn, instrument_id)
     log.info("%s %s: %s", symbol, timeframe, result)
     return {"symbol": symbol, "timeframe": timeframe, **result}
@@ -43,13 +43,14 @@ except ValueError as exc:
     raise ConfigurationError(f"INDICATOR_PARAMS: {exc}") from None
 
 
-def indicators_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
+def indicators_batch(symbols: list[str], timeframe: str, exchange: str | None = None,
+                     since: str | None = None) -> dict[str, dict | Exception]:
     """Every indicator and the regime for a batch: carried from each stored state, or from a warm-up."""
     try:
         start = _instant(since)
     except ValueError as exc:  # the run validator refuses these; never let one escape as the batch's error
         return {symbol: exc for symbol in symbols}
-    outcomes = refresh_indicator_batch(get_engine(), get_settings().exchange, symbols, timeframe, _params(),
+    outcomes = refresh_indicator_batch(get_engine(), exchange or get_settings().exchange, symbols, timeframe, _params(),
                                        since=start)
     for symbol, outcome in outcomes.items():
         log.info("%s %s: %s", symbol, timeframe, outcome)
@@ -57,49 +58,50 @@ def indicators_batch(symbols: list[str], timeframe: str, since: str | None = Non
 
 
 @app.task(name="indicators.compute")
-def compute_indicators(symbol: str, timeframe: str, since: str | None = None) -> dict:
+def compute_indicators(symbol: str, timeframe: str, since: str | None = None, exchange: str | None = None) -> dict:
     """Every indicator and the regime, for bars not yet computed (or from `since`)."""
-    outcome = indicators_batch([symbol], timeframe, since)[symbol]
+    outcome = indicators_batch([symbol], timeframe, exchange, since)[symbol]
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
 
 
 @app.task(name="indicators.ema_channel")
-def compute_ema_channel(symbol: str, timeframe: str, since: str | None = None) -> dict:
+def compute_ema_channel(symbol: str, timeframe: str, since: str | None = None, exchange: str | None = None) -> dict:
     """Only the EMA channel (EMA of highs and of lows)."""
-    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_indicators(
+    return _run(symbol, timeframe, exchange, lambda conn, i: analysis.refresh_indicators(
         conn, i, timeframe, _params(), columns=analysis.CHANNEL_COLUMNS, stage=STAGES["ema"].watermark,
         since=_instant(since)))
 
 
 @app.task(name="indicators.regime")
-def compute_regime(symbol: str, timeframe: str, since: str | None = None) -> dict:
+def compute_regime(symbol: str, timeframe: str, since: str | None = None, exchange: str | None = None) -> dict:
     """Re-derive the regime from stored indicator values."""
-    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_regime(
+    return _run(symbol, timeframe, exchange, lambda conn, i: analysis.refresh_regime(
         conn, i, timeframe, _params(), since=_instant(since)))
 
 
 @app.task(name="indicators.patterns")
-def detect_patterns(symbol: str, timeframe: str, since: str | None = None) -> dict:
+def detect_patterns(symbol: str, timeframe: str, since: str | None = None, exchange: str | None = None) -> dict:
     """Candlestick patterns on closed bars."""
-    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_patterns(conn, i, timeframe,
+    return _run(symbol, timeframe, exchange, lambda conn, i: analysis.refresh_patterns(conn, i, timeframe,
                                                                               since=_instant(since)))
 
 
 @app.task(name="indicators.levels")
-def find_levels(symbol: str, timeframe: str) -> dict:
+def find_levels(symbol: str, timeframe: str, exchange: str | None = None) -> dict:
     """Support and resistance levels from recent closed bars."""
     lookback = get_settings().levels_lookback_bars
-    return _run(symbol, timeframe, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))
+    return _run(symbol, timeframe, exchange, lambda conn, i: analysis.refresh_levels(conn, i, timeframe, lookback))
 
 
 indicators_stage = register_stage("indicators", indicators_batch)
 ema_stage = register_stage("ema", per_instrument(compute_ema_channel))
 regime_stage = register_stage("regime", per_instrument(compute_regime))
-def _pattern_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
+def _pattern_batch(symbols: list[str], timeframe: str, exchange: str,
+                   since: str | None = None) -> dict[str, dict | Exception]:
     """Candlestick patterns on the batch's new closed bars, in one pass and one write."""
-    return in_one_transaction(symbols, lambda conn, instruments: analysis.refresh_pattern_batch(
+    return in_one_transaction(exchange, symbols, lambda conn, instruments: analysis.refresh_pattern_batch(
         conn, instruments, timeframe, since=_instant(since)))
 
 

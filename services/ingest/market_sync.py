@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from services.core.auto_add import AutoAddRule
-from services.core.config import SYMBOL_RE
 from services.core.store.instruments import active_universe, insert_instrument, mark_market_gone, read_instruments
 from services.core.store.markets import record_markets
+from services.core.venues import PAIR_RE
 from services.ingest.sources.base import CandleSource
 
 __all__ = ["MarketSyncReport", "auto_additions", "sync_markets"]
@@ -44,7 +44,7 @@ def auto_additions(markets: list[dict], known: set[str], rule: AutoAddRule | Non
     if rule is None:
         return []
     return sorted(market["symbol"] for market in markets
-                  if market["symbol"] not in known and SYMBOL_RE.fullmatch(market["symbol"]) and rule.matches(market))
+                  if market["symbol"] not in known and PAIR_RE.fullmatch(market["symbol"]) and rule.matches(market))
 
 
 def sync_markets(source: CandleSource, engine: Engine, rule: AutoAddRule | None,

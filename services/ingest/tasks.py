@@ -7,12 +7,12 @@ import logging
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
-from services.core.exceptions import RetryableSourceError, SourceError
+from services.core.exceptions import ConfigurationError, RetryableSourceError, SourceError
 from services.core.pipeline.chain import per_instrument, register_stage
 from services.core.store.instruments import active_universe
 from services.core.timeparse import parse_instant_ms
 from services.ingest import fetching, market_sync, store
-from services.ingest.context import worker_context
+from services.ingest.context import IngestContext, worker_context
 
 __all__ = ["sync_instrument", "sync_all", "sync_markets_task", "backfill_range", "repair_failed_windows",
            "ohlc_stage", "backfill_stage", "prune_ledger"]
@@ -82,11 +82,19 @@ def _stage_result(report: fetching.RunReport) -> dict:
     return outcome
 
 
-def _sync_batch(symbols: list[str], timeframe: str) -> dict[str, dict | Exception]:
+def _fetch_context(exchange: str) -> IngestContext:
+    """The worker's source, which fetches from EXCHANGE: the pipeline runs fetch stages only on its instruments."""
+    settings = get_settings()
+    if exchange != settings.exchange:
+        raise ConfigurationError(f"this worker fetches from {settings.exchange}, not {exchange}")
+    return worker_context()
+
+
+def _sync_batch(symbols: list[str], timeframe: str, exchange: str) -> dict[str, dict | Exception]:
     """Sync the batch's instruments, fetched concurrently, stored in one transaction."""
     settings = get_settings()
     try:
-        reports = fetching.sync_batch(worker_context(), symbols, timeframe, settings.sync_lookback_bars,
+        reports = fetching.sync_batch(_fetch_context(exchange), symbols, timeframe, settings.sync_lookback_bars,
                                       settings.ingest_fetch_threads)
     except Exception as exc:  # the clock or the database: every instrument of the batch waits on it
         return dict.fromkeys(symbols, exc)
@@ -94,9 +102,9 @@ def _sync_batch(symbols: list[str], timeframe: str) -> dict[str, dict | Exceptio
             for symbol, report in reports.items()}
 
 
-def _backfill(symbol: str, timeframe: str, since: str, until: str | None = None) -> dict:
+def _backfill(symbol: str, timeframe: str, exchange: str, since: str, until: str | None = None) -> dict:
     """Backfill the carried instrument over [since, until)."""
-    return _stage_result(fetching.backfill(worker_context(), symbol, timeframe, parse_instant_ms(since),
+    return _stage_result(fetching.backfill(_fetch_context(exchange), symbol, timeframe, parse_instant_ms(since),
                                            parse_instant_ms(until) if until else None))
 
 

@@ -18,19 +18,20 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name="signals.generate")
-def generate_signals(symbol: str, timeframe: str, since: str | None = None) -> dict:
-    """Run every strategy on bars not yet processed; returns how many signals were created."""
-    settings = get_settings()
+def generate_signals(symbol: str, timeframe: str, since: str | None = None, exchange: str | None = None) -> dict:
+    """Run every strategy on bars not yet processed (of the instrument on EXCHANGE unless named); returns how many
+    signals were created."""
     with get_engine().begin() as conn:
-        instrument_id = require_instrument(conn, settings.exchange, symbol)
+        instrument_id = require_instrument(conn, exchange or get_settings().exchange, symbol)
         result = refresh_signals(conn, instrument_id, timeframe, since=parse_instant(since))
     log.info("%s %s: %s", symbol, timeframe, result)
     return {"symbol": symbol, "timeframe": timeframe, **result}
 
 
-def signals_batch(symbols: list[str], timeframe: str, since: str | None = None) -> dict[str, dict | Exception]:
+def signals_batch(symbols: list[str], timeframe: str, exchange: str,
+                  since: str | None = None) -> dict[str, dict | Exception]:
     """Every strategy on the batch's new bars, in one pass and one write."""
-    return in_one_transaction(symbols, lambda conn, instruments: refresh_signal_batch(
+    return in_one_transaction(exchange, symbols, lambda conn, instruments: refresh_signal_batch(
         conn, instruments, timeframe, since=parse_instant(since)))
 
 

@@ -72,3 +72,51 @@ def test_ranges_a_kind_does_not_use_are_refused_over_http(stack):
     for params, parameter in (({"days": "2"}, "days"), ({"since": "2024-01-01"}, "since")):
         status, body = stack.trigger("ohlc", symbol="BTC/USD", **params)
         assert (status, body["parameter"]) == (400, parameter), body
+
+
+def _stock_candles(database_url: str, symbol: str, bars: int) -> None:
+    """A stock instrument on XNYS with `bars` closed daily bars, as an import would leave it (a random walk)."""
+    import math
+
+    from services.core.store.instruments import insert_instrument
+
+    engine = create_engine(database_url)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = []
+    for n in range(bars):
+        close = 100 + 10 * math.sin(n / 7) + n * 0.05
+        rows.append({"ts": start + timedelta(days=n), "o": close - 0.5, "h": close + 1, "l": close - 1, "c": close})
+    with engine.begin() as conn:
+        instrument = insert_instrument(conn, "XNYS", symbol, ["1d"], "cli")
+        conn.execute(text("""INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume, is_closed)
+                             VALUES (:i, '1d', :ts, :o, :h, :l, :c, 1000, true)"""),
+                     [{**row, "i": instrument["id"]} for row in rows])
+    engine.dispose()
+
+
+def test_a_run_on_a_stock_venue_computes_its_indicators_and_signals_and_says_why_nothing_was_fetched(
+        stack, database_url):
+    _stock_candles(database_url, "MSFT", 300)
+    status, body = stack.trigger("all", exchange="XNYS", symbol="MSFT")
+    assert status == 202 and body["scope"] == {"exchange": "XNYS", "symbol": "MSFT"}, body
+    run = stack.wait_for_run(body["task_id"])
+    assert run["status"] == "SUCCESS", run
+    stages = {entry["stage"]: entry for entry in run["result"]}
+    assert stages["ohlc"]["status"] == "skipped" and "XNYS is a stock venue" in stages["ohlc"]["reason"]
+    assert stages["indicators"]["status"] == "ok" and stages["signals"]["status"] == "ok"
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        computed = conn.execute(text("""SELECT count(*) FROM indicator_values v JOIN instruments i
+                                         ON i.id = v.instrument_id WHERE i.exchange = 'XNYS'""")).scalar_one()
+        kraken_ids = conn.execute(text("SELECT count(*) FROM instruments WHERE symbol = 'MSFT'")).scalar_one()
+    engine.dispose()
+    assert computed == 300 and kraken_ids == 1
+
+
+def test_a_fetch_run_on_a_stock_venue_and_an_unknown_ticker_are_refused_naming_the_parameter(stack):
+    status, body = stack.trigger("ohlc", exchange="XNYS")
+    assert status == 400 and body["parameter"] == "exchange" and "fed by imports" in body["message"]
+    status, body = stack.trigger("all", exchange="XNYS", symbol="AAPL", add="true")
+    assert status == 400 and body["parameter"] == "symbol" and "candleflow import" in body["message"]
+    status, body = stack.trigger("all", exchange="XNYS", symbol="BTC/USD")
+    assert status == 400 and body["parameter"] == "symbol" and "a ticker" in body["message"]

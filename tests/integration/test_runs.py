@@ -108,7 +108,7 @@ def test_a_stage_of_a_cancelled_run_does_no_work_and_its_finish_keeps_it_cancell
         conn.execute(text("""INSERT INTO pipeline_stage_results (run_id, instrument, stage, result)
             VALUES ('cancelled-mid', 'BTC/USD 1h', 'ohlc', '{"stage": "ohlc", "status": "ok"}')"""))
     calls = []
-    carry = run_stage(new_carry("cancelled-mid", ["BTC/USD"], "1h", {}), STAGES["indicators"],
+    carry = run_stage(new_carry("cancelled-mid", "kraken", ["BTC/USD"], "1h", {}), STAGES["indicators"],
                       lambda symbols, timeframe, **_: calls.append(symbols) or {})
     assert calls == [] and carry["outcomes"]["BTC/USD"]["stages"] == []
     assert pipeline.finish_run.run([carry], "cancelled-mid", "all", {}) == {"state": "CANCELLED"}

@@ -92,7 +92,7 @@ def test_a_batch_names_an_unknown_symbol_and_signals_its_neighbours_as_each_alon
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM signals"))
         conn.execute(text("DELETE FROM stage_watermarks WHERE stage = 'signals'"))
-    batch = signals_batch([*COMPUTED, "NOPE/USD"], "1h")
+    batch = signals_batch([*COMPUTED, "NOPE/USD"], "1h", "binance")
     assert alone["NOPE/USD"] is UnknownInstrument and isinstance(batch["NOPE/USD"], UnknownInstrument)
     assert "NOPE/USD" in str(batch["NOPE/USD"])
     assert {s: batch[s]["signals_created"] for s in COMPUTED} == {s: alone[s] for s in COMPUTED}

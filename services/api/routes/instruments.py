@@ -17,11 +17,11 @@ from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
 from services.api.routes.params import InstrumentsQuery, MarketsQuery
 from services.api.values import iso_utc
-from services.core.config import SYMBOL_RE
 from services.core.store.instruments import change_instrument, instrument_view, read_instrument, read_instruments
 from services.core.store.markets import read_markets
 from services.core.store.universe import UniverseError, add_instrument, require_listed
 from services.core.timeframe import Timeframe
+from services.core.venues import PAIR_RE
 
 __all__ = ["instrument_routes", "Addition", "Change"]
 
@@ -57,7 +57,7 @@ class Addition(BaseModel):
     @field_validator("symbol")
     @classmethod
     def _symbol(cls, value: str) -> str:
-        if not SYMBOL_RE.fullmatch(value):
+        if not PAIR_RE.fullmatch(value):
             raise ValueError(f"malformed symbol {value[:40]!r}: expected BASE/QUOTE in capitals, e.g. SOL/USD")
         return value
 

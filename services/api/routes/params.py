@@ -11,13 +11,18 @@ from pydantic_core import PydanticCustomError
 
 from services.api.formats import FORMATS
 from services.api.query import QueryModel, pattern
-from services.core.config import SYMBOL_RE  # filters accept what can be configured
+from services.core.config import get_settings
 from services.core.pipeline.runs import KINDS, MAX_DELAY_S, RUN_STATES, RunRequest, start_time, validate_request
 from services.core.pipeline.scopes import RELATIVE_LIMITS
 from services.core.priority import DEFAULT_PRIORITY, PRIORITIES
 from services.core.store.analysis_reads import INDICATOR_FIELDS
 from services.core.timeframe import Timeframe
 from services.core.timeparse import parse_instant
+from services.core.venues import (  # either kind: the exchange, and so its rule, may be a default
+    SYMBOL_RE,
+    check_symbol,
+    venue,
+)
 
 __all__ = ["TriggerQuery", "RunStatusQuery", "InstrumentsQuery", "MarketsQuery", "CandlesQuery", "SignalsQuery",
            "RunsQuery", "ScheduleHistoryQuery", "SeriesQuery", "IndicatorsQuery", "PatternsQuery", "LevelsQuery",
@@ -47,6 +52,11 @@ def _quotable(value: str) -> str:
 
 def _timeframe(value: str) -> str:
     Timeframe.parse(_quotable(value))  # its ValueError already says what a timeframe looks like
+    return value
+
+
+def _exchange(value: str) -> str:
+    venue(_quotable(value))  # UnknownVenue (a ValueError) names both kinds it could have been
     return value
 
 
@@ -81,6 +91,14 @@ def _after_since(until: datetime | None, info: ValidationInfo) -> datetime | Non
     return until
 
 
+def _fits_exchange(symbol: str | None, info: ValidationInfo) -> str | None:
+    """A symbol must be of its exchange's kind (a model's `exchange` field before it, else EXCHANGE): a ticker
+    on kraken, or BASE/QUOTE on XNYS, is a 400, not an empty answer."""
+    if symbol is not None and "exchange" in info.data:  # absent when the exchange itself was refused
+        check_symbol(info.data["exchange"] or get_settings().exchange, symbol)
+    return symbol
+
+
 def _indicator_fields(value: Any) -> Any:
     """`columns=rsi,adx` as a tuple of INDICATOR_FIELDS names; unknown, empty or repeated names are refused."""
     if not isinstance(value, str):
@@ -105,10 +123,12 @@ def _limit(default_max: tuple[int, int]) -> Any:
                      BeforeValidator(_whole_number)]
 
 
-Symbol = pattern(SYMBOL_RE.pattern, "BASE/QUOTE in capitals, e.g. BTC/USD")
+Symbol = pattern(SYMBOL_RE.pattern, "BASE/QUOTE (a ccxt market) or a ticker (a stock venue), e.g. BTC/USD or MSFT")
 Asset = pattern(r"^[A-Z0-9]{2,15}$", "a currency code in capitals, e.g. USD")
 # An identifier (strategy, exchange, task id): a restricted alphabet keeps NULs and junk out of SQL.
 Name = pattern(r"^[A-Za-z0-9_.:-]{1,64}$", "letters, digits, '_', '.', ':' or '-' (at most 64)")
+# An exchange: a ccxt id or a stock venue's MIC, checked by core's venue() (an unknown one is a 400, not no rows).
+Exchange = Annotated[Name, BeforeValidator(_exchange)]
 # A timeframe as a query names it: the text, checked by core's Timeframe.
 TimeframeName = Annotated[str, BeforeValidator(_timeframe)]
 Instant = Annotated[datetime, BeforeValidator(_instant), WithJsonSchema(_INSTANT_SCHEMA)]
@@ -145,6 +165,10 @@ class TriggerQuery(QueryModel):
     """POST /api/manual-update/: the run to start. Values are checked by core's validate_request, as for the CLI."""
 
     task: str = Field(description="Run kind.", json_schema_extra={"enum": list(KINDS)})
+    exchange: str | None = Field(None, description="Run the instruments of this exchange: a ccxt id or a stock "
+                                                   "venue's MIC (XNYS, XSHG, ...); default the configured EXCHANGE. "
+                                                   "Only EXCHANGE is fetched from (ohlc, backfill).",
+                                 examples=["XNYS"])
     symbol: str | None = Field(None, description="Narrow the run to these symbols, comma-separated (required for "
                                                  "backfill). Each must be an active instrument, or give add=true.",
                                examples=["BTC/USD,ETH/USD"])
@@ -166,8 +190,8 @@ class TriggerQuery(QueryModel):
 
     def run_request(self) -> RunRequest:
         """The request core accepts; InvalidRunRequest (a 400 naming the parameter) otherwise."""
-        return validate_request(self.task, symbol=self.symbol, timeframe=self.timeframe, since=self.since,
-                                until=self.until, days=self.days, hours=self.hours, bars=self.bars)
+        return validate_request(self.task, exchange=self.exchange, symbol=self.symbol, timeframe=self.timeframe,
+                                since=self.since, until=self.until, days=self.days, hours=self.hours, bars=self.bars)
 
     def start_at(self, now: datetime) -> datetime | None:
         """When the run starts if delayed, else None; InvalidRunRequest names countdown or eta."""
@@ -184,14 +208,16 @@ class InstrumentsQuery(QueryModel):
     """GET /api/instruments: the universe, narrowed."""
 
     active: Active | None = Field(None, description="Only active (true) or retired (false) instruments.")
-    exchange: Name | None = Field(None, description="Only this exchange's.", examples=["kraken"])
+    exchange: Exchange | None = Field(None, description="Only this exchange's (a ccxt id or a MIC).",
+                                      examples=["kraken"])
     quote: Asset | None = Field(None, description="Only those quoted in this currency.", examples=["USD"])
 
 
 class MarketsQuery(QueryModel):
     """GET /api/markets: what the exchange lists, by its last market sync."""
 
-    exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
+    exchange: Exchange | None = Field(None, description="ccxt exchange id or a stock venue's MIC; defaults to the "
+                                                        "configured EXCHANGE.",
                                   examples=["kraken"])
     quote: Asset | None = Field(None, description="Only markets quoted in this currency.", examples=["USD"])
     type: Name | None = Field(None, description="Only markets of this type (spot, swap, future, ...).",
@@ -204,15 +230,17 @@ class MarketsQuery(QueryModel):
 class SeriesQuery(QueryModel):
     """The filters of a read of one series: symbol, timeframe, exchange and a range of bars."""
 
-    symbol: Symbol = Field(description="Instrument symbol, BASE/QUOTE in capitals.", examples=["BTC/USD"])
+    exchange: Exchange | None = Field(None, description="ccxt exchange id or a stock venue's MIC; defaults to the "
+                                                        "configured EXCHANGE.", examples=["kraken"])
+    symbol: Symbol = Field(description="Instrument symbol: BASE/QUOTE on a ccxt exchange, a ticker on a stock venue.",
+                           examples=["BTC/USD"])
     timeframe: TimeframeName | None = Field(None, description="Timeframe; defaults to the first configured one.",
                                             examples=["1h"])
-    exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
-                                  examples=["kraken"])
     since: Instant | None = Field(None, description="Only bars at or after this instant.")
     until: Instant | None = Field(None, description="Only bars before this instant (must be after since).")
 
     _until_after_since = field_validator("until")(_after_since)
+    _symbol_of_exchange = field_validator("symbol")(_fits_exchange)
 
 
 class CandlesQuery(SeriesQuery):
@@ -252,14 +280,16 @@ class LevelsQuery(SeriesQuery):
 class SignalsQuery(QueryModel):
     """GET /api/signals: filters, each optional."""
 
+    exchange: Exchange | None = Field(None, description="ccxt exchange id or a stock venue's MIC; defaults to the "
+                                                        "configured EXCHANGE.", examples=["kraken"])
     symbol: Symbol | None = Field(None, description="Only this symbol.", examples=["BTC/USD"])
     timeframe: TimeframeName | None = Field(None, description="Only this timeframe.", examples=["1h"])
     strategy: Name | None = Field(None, description="Only this strategy.", examples=["rsi_mean_reversion"])
-    exchange: Name | None = Field(None, description="ccxt exchange id; defaults to the configured EXCHANGE.",
-                                  examples=["kraken"])
     since: Instant | None = Field(None, description="Only signals of bars at or after this instant.")
     limit: _limit(SIGNAL_LIMIT)
     format: Format
+
+    _symbol_of_exchange = field_validator("symbol")(_fits_exchange)
 
 
 class RunsQuery(QueryModel):

@@ -13,7 +13,7 @@ from services.api.query import with_query
 from services.api.routes.deps import deps
 from services.api.routes.params import RunStatusQuery, TriggerQuery
 from services.core.pipeline.runs import run_status, schedule_run, submit_run
-from services.core.pipeline.scopes import scope_symbols, scope_timeframes
+from services.core.pipeline.scopes import scope_exchange, scope_symbols, scope_timeframes
 from services.core.store.universe import UniverseError, admit_scope
 
 __all__ = ["trigger_routes"]
@@ -35,7 +35,8 @@ def start_manual_update(query: TriggerQuery) -> tuple[Response, int]:
     # Only instruments of the universe are run: a missing one is refused, or added with add=true.
     try:
         with deps().engine.begin() as conn:
-            changes = admit_scope(conn, deps().settings.exchange, scope_symbols(run_request.scope()),
+            changes = admit_scope(conn, scope_exchange(run_request.scope(), deps().settings.exchange),
+                                  scope_symbols(run_request.scope()),
                                   scope_timeframes(run_request.scope()), query.add, "api", deps().settings.timeframes)
     except UniverseError as exc:
         raise ApiError(exc.status, str(exc), exc.parameter) from None

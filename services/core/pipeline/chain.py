@@ -23,14 +23,15 @@ from services.core.pipeline.records import record_stages, run_state
 from services.core.pipeline.runs import FINISHED_STATES
 from services.core.pipeline.stages import RETRY_POLICY, STAGES, Stage, stage_params
 from services.core.store.instruments import resolve_instruments
+from services.core.venues import venue
 
-__all__ = ["BatchWork", "new_carry", "instrument_label", "instrument_outcomes", "per_instrument",
+__all__ = ["BatchWork", "new_carry", "carry_exchange", "instrument_label", "instrument_outcomes", "per_instrument",
            "in_one_transaction", "run_stage", "register_stage"]
 
 log = logging.getLogger(__name__)
 
-# work(symbols, timeframe, **the run parameters the stage accepts) → per symbol, its counts or
-# the exception that stopped it. A symbol missing from the answer counts as failed.
+# work(symbols, timeframe, exchange=…, **the run parameters the stage accepts) → per symbol, its
+# counts or the exception that stopped it. A symbol missing from the answer counts as failed.
 BatchWork = Callable[..., dict[str, dict | Exception]]
 
 
@@ -38,10 +39,15 @@ def instrument_label(symbol: str, timeframe: str) -> str:
     return f"{symbol} {timeframe}"
 
 
-def new_carry(run_id: str, symbols: list[str], timeframe: str, params: dict) -> dict:
+def new_carry(run_id: str, exchange: str, symbols: list[str], timeframe: str, params: dict) -> dict:
     """What travels down one batch's chain: which instruments, and what happened to each so far."""
-    return {"run_id": run_id, "timeframe": timeframe, "params": params, "symbols": list(symbols),
+    return {"run_id": run_id, "exchange": exchange, "timeframe": timeframe, "params": params, "symbols": list(symbols),
             "outcomes": {symbol: {"stages": [], "failed": None} for symbol in symbols}}
+
+
+def carry_exchange(carry: dict) -> str:
+    """The exchange of a carry's instruments (a carry queued before runs named one is on EXCHANGE's)."""
+    return carry.get("exchange") or get_settings().exchange
 
 
 def instrument_outcomes(carries: list[dict]) -> list[dict]:
@@ -52,11 +58,11 @@ def instrument_outcomes(carries: list[dict]) -> list[dict]:
 
 def per_instrument(work_one: Callable[..., dict]) -> BatchWork:
     """Batch work from a one-instrument function: each symbol in turn, each failure its own."""
-    def work(symbols: list[str], timeframe: str, **params) -> dict[str, dict | Exception]:
+    def work(symbols: list[str], timeframe: str, exchange: str, **params) -> dict[str, dict | Exception]:
         outcomes: dict[str, dict | Exception] = {}
         for symbol in symbols:
             try:
-                outcomes[symbol] = work_one(symbol, timeframe, **params)
+                outcomes[symbol] = work_one(symbol, timeframe, exchange=exchange, **params)
             except Exception as exc:
                 outcomes[symbol] = exc
         return outcomes
@@ -66,7 +72,7 @@ def per_instrument(work_one: Callable[..., dict]) -> BatchWork:
     return work
 
 
-def in_one_transaction(symbols: list[str], work: Callable[[Connection, dict[str, int]], dict]) -> dict:
+def in_one_transaction(exchange: str, symbols: list[str], work: Callable[[Connection, dict[str, int]], dict]) -> dict:
     """Batch work that reads and writes in one transaction: `work(conn, {symbol: instrument id})`.
 
     A symbol never ingested is its own UnknownInstrument; an error of the transaction itself
@@ -74,7 +80,7 @@ def in_one_transaction(symbols: list[str], work: Callable[[Connection, dict[str,
     """
     try:
         with get_engine().begin() as conn:
-            instruments, unknown = resolve_instruments(conn, get_settings().exchange, symbols)
+            instruments, unknown = resolve_instruments(conn, exchange, symbols)
             return {**unknown, **work(conn, instruments)}
     except Exception as exc:
         return dict.fromkeys(symbols, exc)
@@ -93,8 +99,15 @@ def _entry(stage: Stage, outcome: dict | Exception | None, seconds: float, batch
     return {"stage": stage.name, "status": "failed", "seconds": seconds, "batch": batch, "error": error}
 
 
-def _skipped(stage: Stage, failed: dict) -> dict:
-    return {"stage": stage.name, "status": "skipped", "reason": f"{failed['stage']} failed"}
+def _skipped(stage: Stage, reason: str) -> dict:
+    return {"stage": stage.name, "status": "skipped", "reason": reason}
+
+
+def _not_fetched(exchange: str) -> str:
+    # A stock venue's candles come from imports; only the configured EXCHANGE is fetched from.
+    if venue(exchange).fetches:
+        return f"not fetched: this deployment fetches from {get_settings().exchange} only"
+    return f"not fetched: {exchange} is a stock venue, fed by imports (candleflow import)"
 
 
 def _has_entry(outcome: dict, stage: Stage) -> bool:
@@ -120,11 +133,17 @@ def run_stage(carry: dict, stage: Stage, work: BatchWork, task: Task | None = No
                  len(carry["symbols"]))
         return carry
     outcomes = carry["outcomes"]
+    exchange = carry_exchange(carry)
     todo = [symbol for symbol in carry["symbols"] if not _has_entry(outcomes[symbol], stage)]
-    settled = [(symbol, _skipped(stage, outcomes[symbol]["failed"])) for symbol in todo if outcomes[symbol]["failed"]]
+    settled = [(symbol, _skipped(stage, f"{outcomes[symbol]['failed']['stage']} failed"))
+               for symbol in todo if outcomes[symbol]["failed"]]
     pending = [symbol for symbol in todo if not outcomes[symbol]["failed"]]
+    if stage.fetches and exchange != get_settings().exchange:
+        settled += [(symbol, _skipped(stage, _not_fetched(exchange))) for symbol in pending]
+        pending = []
     started = time.monotonic()
-    results = work(pending, carry["timeframe"], **stage_params(stage, carry["params"])) if pending else {}
+    results = (work(pending, carry["timeframe"], exchange=exchange, **stage_params(stage, carry["params"]))
+               if pending else {})
     seconds = round(time.monotonic() - started, 3)
     retry = [(symbol, results[symbol]) for symbol in pending
              if isinstance(results.get(symbol), Exception) and _will_retry(task, stage, results[symbol])]

@@ -54,6 +54,7 @@ class Scope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    exchange: str | None = Field(None, max_length=64, description="a ccxt id or a stock venue's MIC; default EXCHANGE")
     symbol: str | None = Field(None, max_length=4000, description="a symbol or a comma list of them")
     timeframe: str | None = Field(None, max_length=200, description="a timeframe or a comma list of them")
     since: str | None = Field(None, max_length=64)

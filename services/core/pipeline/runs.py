@@ -12,11 +12,13 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from services.core import keys
+from services.core.config import get_settings
 from services.core.pipeline.records import insert_scheduled_run, read_run, read_stage_progress
 from services.core.pipeline.scopes import RELATIVE, RELATIVE_LIMITS, ScopeError, canonical_symbols, canonical_timeframes
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
 from services.core.timeparse import canonical_instant, iso_utc, parse_instant_ms
+from services.core.venues import UnknownVenue, venue
 
 __all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "SCOPE_FIELDS", "MAX_DELAY_S", "RunRequest",
            "InvalidRunRequest", "validate_request", "start_time", "claim_run", "submit_run", "schedule_run",
@@ -31,12 +33,12 @@ FINISHED_STATES = ("SUCCESS", "PARTIAL", "FAILURE", "CANCELLED")
 # (the run_dispatched guard keeps them from fanning out twice); a day keeps that small.
 MAX_DELAY_S = 86_400
 # The longest text a parameter may hold: a list of symbols is longer than one instant.
-_LONGEST_VALUE = {"task": 64, "symbol": 4000, "timeframe": 200, "since": 64, "until": 64, "days": 64, "hours": 64,
-                  "bars": 64}
+_LONGEST_VALUE = {"task": 64, "exchange": 64, "symbol": 4000, "timeframe": 200, "since": 64, "until": 64,
+                  "days": 64, "hours": 64, "bars": 64}
 # Scope fields a kind may require, in the order they are asked for, with an example of each.
 _EXAMPLES = {"symbol": "BASE/QUOTE", "since": "<ISO date> (or days=N, hours=N, bars=N)"}
 # The scope's fields in their documented order: what a run request, a job's scope and the trigger share.
-SCOPE_FIELDS = ("symbol", "timeframe", "since", "until", *RELATIVE)
+SCOPE_FIELDS = ("exchange", "symbol", "timeframe", "since", "until", *RELATIVE)
 
 
 class InvalidRunRequest(ValueError):
@@ -49,8 +51,8 @@ class InvalidRunRequest(ValueError):
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What was asked: a kind, optionally narrowed to symbols and timeframes (comma lists), and a range:
-    since/until, or the last days, hours or bars before the run starts."""
+    """What was asked: a kind, optionally narrowed to an exchange other than EXCHANGE, symbols and timeframes
+    (comma lists), and a range: since/until, or the last days, hours or bars before the run starts."""
 
     kind: str
     symbol: str | None = None
@@ -60,6 +62,7 @@ class RunRequest:
     days: int | None = None
     hours: int | None = None
     bars: int | None = None
+    exchange: str | None = None  # None: the configured EXCHANGE
 
     def scope(self) -> dict:
         return {name: getattr(self, name) for name in SCOPE_FIELDS if getattr(self, name) is not None}
@@ -81,19 +84,39 @@ def _relative(name: str, value: object) -> int:
     return value
 
 
-def validate_request(kind: str | None, *, symbol: str | None = None, timeframe: str | None = None,
-                     since: str | None = None, until: str | None = None, days: int | None = None,
-                     hours: int | None = None, bars: int | None = None) -> RunRequest:
+def _exchange(value: str, default: str, stages: list) -> str | None:
+    """The run's exchange as its scope names it: None for the configured EXCHANGE (one lock for both spellings)."""
+    try:
+        kind = venue(value)
+    except UnknownVenue as exc:
+        raise InvalidRunRequest("exchange", str(exc)) from None
+    if value == default:
+        return None
+    if all(stage.fetches for stage in stages):
+        # Only EXCHANGE is fetched from; a stock venue is fed by imports, another ccxt exchange by nothing here.
+        why = (f"{value} is a stock venue, fed by imports (candleflow import)" if not kind.fetches
+               else f"this deployment does not fetch from {value}")
+        raise InvalidRunRequest("exchange", f"a {stages[0].name} run fetches from the configured exchange "
+                                            f"({default}); {why}. Run indicators, signals or all on {value} instead")
+    return value
+
+
+def validate_request(kind: str | None, *, exchange: str | None = None, symbol: str | None = None,
+                     timeframe: str | None = None, since: str | None = None, until: str | None = None,
+                     days: int | None = None, hours: int | None = None, bars: int | None = None) -> RunRequest:
     """Check every parameter; InvalidRunRequest names the first bad one. No parameter is accepted and ignored:
     one a kind's stages do not use is refused."""
-    given = {"task": kind, "symbol": symbol, "timeframe": timeframe, "since": since, "until": until,
-             "days": days, "hours": hours, "bars": bars}
+    given = {"task": kind, "exchange": exchange, "symbol": symbol, "timeframe": timeframe, "since": since,
+             "until": until, "days": days, "hours": hours, "bars": bars}
     for name, value in given.items():
         _check_length(name, value)
     if kind not in KIND_STAGES:
         raise InvalidRunRequest("task", f"unknown task type {kind!r}; valid types: {', '.join(KINDS)}")
+    stages = [STAGES[name] for name in KIND_STAGES[kind]]
+    default = get_settings().exchange
+    exchange = None if exchange is None else _exchange(exchange, default, stages)
     try:
-        symbol = None if symbol is None else canonical_symbols(symbol)
+        symbol = None if symbol is None else canonical_symbols(symbol, exchange or default)
         timeframe = None if timeframe is None else canonical_timeframes(timeframe)
     except ScopeError as exc:
         raise InvalidRunRequest(exc.parameter, str(exc)) from None
@@ -110,7 +133,6 @@ def validate_request(kind: str | None, *, symbol: str | None = None, timeframe: 
         raise InvalidRunRequest(starts[1], f"give one start: since, days, hours or bars (got {' and '.join(starts)})")
     if relative and until is not None:
         raise InvalidRunRequest("until", f"{starts[0]}= is a range ending now; until goes with since only")
-    stages = [STAGES[name] for name in KIND_STAGES[kind]]
     accepted = frozenset().union(*(stage.accepts for stage in stages))
     for name in ("since", "until", *RELATIVE):
         # A relative range is a start: a kind takes it wherever it takes since.
@@ -126,7 +148,7 @@ def validate_request(kind: str | None, *, symbol: str | None = None, timeframe: 
         raise InvalidRunRequest("until", "until must be after since")
     # De-duplication is by effect: every spelling of an instant, every order of a list, locks (and runs) as one.
     return RunRequest(kind, symbol, timeframe, *(None if value is None else canonical_instant(value)
-                                                 for value in (since, until)), **relative)
+                                                 for value in (since, until)), **relative, exchange=exchange)
 
 
 def start_time(countdown: int | None, eta: datetime | None, now: datetime) -> datetime | None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from services.core.config import SYMBOL_RE
 from services.core.timeframe import Timeframe
 from services.core.timeparse import canonical_instant
+from services.core.venues import VENUE_KINDS, check_symbol
 
 __all__ = ["LIST_SEP", "RELATIVE", "RELATIVE_LIMITS", "ScopeError", "canonical_symbols", "canonical_timeframes",
-           "scope_symbols", "scope_timeframes", "relative_field", "resolve_range"]
+           "scope_symbols", "scope_timeframes", "scope_exchange", "relative_field", "resolve_range"]
 
 # One parameter names several values by commas (`symbol=BTC/USD,ETH/USD`); repeating a parameter is refused.
 LIST_SEP = ","
@@ -30,20 +30,24 @@ class ScopeError(ValueError):
 def _items(parameter: str, value: str) -> list[str]:
     items = [item.strip() for item in value.split(LIST_SEP)]
     if any(not item for item in items):
+        example = f"{VENUE_KINDS['ccxt'].example},ETH/USD" if parameter == "symbol" else "1h,4h"
         raise ScopeError(parameter, f"{parameter} has an empty item: separate values by single commas, "
-                                    f"e.g. {parameter}={'BTC/USD,ETH/USD' if parameter == 'symbol' else '1h,4h'}")
+                                    f"e.g. {parameter}={example}")
     if len(items) > MAX_LIST:
         raise ScopeError(parameter, f"{parameter} names {len(items)} values; at most {MAX_LIST} (leave it out to "
                                     "cover every active instrument)")
     return items
 
 
-def canonical_symbols(value: str) -> str:
-    """The comma list with each symbol checked, duplicates dropped, sorted: one spelling per set of symbols."""
+def canonical_symbols(value: str, exchange: str) -> str:
+    """The comma list with each symbol checked against `exchange`'s kind (BASE/QUOTE, or a ticker on a MIC
+    venue), duplicates dropped, sorted: one spelling per set of symbols."""
     symbols = _items("symbol", value)
-    bad = [symbol for symbol in symbols if not SYMBOL_RE.fullmatch(symbol)]
-    if bad:
-        raise ScopeError("symbol", f"malformed symbol {bad[0][:40]!r}: expected BASE/QUOTE, e.g. BTC/USD")
+    for symbol in symbols:
+        try:
+            check_symbol(exchange, symbol)
+        except ValueError as exc:
+            raise ScopeError("symbol", str(exc)) from None
     return LIST_SEP.join(sorted(set(symbols)))
 
 
@@ -67,6 +71,11 @@ def scope_symbols(scope: dict) -> list[str] | None:
 def scope_timeframes(scope: dict) -> list[str] | None:
     """The timeframes a scope names, or None for each instrument's own."""
     return scope["timeframe"].split(LIST_SEP) if scope.get("timeframe") else None
+
+
+def scope_exchange(scope: dict, default: str) -> str:
+    """The exchange a scope's instruments are on: the one it names, else the configured EXCHANGE."""
+    return scope.get("exchange") or default
 
 
 def relative_field(scope: dict) -> str | None:

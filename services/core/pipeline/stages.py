@@ -34,6 +34,7 @@ class Stage:
     requires: frozenset[str] = frozenset()  # scope fields a run of it must name (symbol, since, …)
     waits_for: str | None = None  # the stage whose processed bars it may read
     retry_for: tuple[type[BaseException], ...] = TRANSIENT_ERRORS  # errors Celery retries
+    fetches: bool = False  # reads from the configured EXCHANGE: skipped on any other exchange's instruments
 
     @property
     def task(self) -> str:
@@ -44,9 +45,9 @@ class Stage:
 _SINCE = frozenset({"since"})
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     # The whole exchange unreachable is retried by Celery; failed windows are ledgered for repair.
-    Stage("ohlc", "ingest", None, retry_for=(*TRANSIENT_ERRORS, RetryableSourceError)),
+    Stage("ohlc", "ingest", None, retry_for=(*TRANSIENT_ERRORS, RetryableSourceError), fetches=True),
     Stage("backfill", "ingest", None, accepts=frozenset({"since", "until"}), requires=frozenset({"symbol", "since"}),
-          retry_for=(*TRANSIENT_ERRORS, RetryableSourceError)),
+          retry_for=(*TRANSIENT_ERRORS, RetryableSourceError), fetches=True),
     Stage("indicators", "indicators", "indicators", accepts=_SINCE),
     Stage("ema", "indicators", "ema_channel", accepts=_SINCE),
     Stage("regime", "indicators", "regime", accepts=_SINCE),

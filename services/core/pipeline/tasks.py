@@ -17,7 +17,7 @@ from services.core.pipeline.chain import instrument_label, instrument_outcomes, 
 from services.core.pipeline.lost import fail_lost_runs
 from services.core.pipeline.orphans import restore_orphans
 from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of, stage_task_id
-from services.core.pipeline.scopes import resolve_range, scope_symbols, scope_timeframes
+from services.core.pipeline.scopes import resolve_range, scope_exchange, scope_symbols, scope_timeframes
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
 from services.core.pipeline.time_limits import kind_time_limits, stage_time_limits
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
@@ -71,15 +71,15 @@ def plan_batches(instruments: list[tuple[str, str]], size: int) -> list[tuple[st
             for timeframe, symbols in by_timeframe.items() for start in range(0, len(symbols), size)]
 
 
-def _batch_chain(run_id: str, batch: int, kind: str, timeframe: str, symbols: list[str], params: dict,
-                 priority: int):
+def _batch_chain(run_id: str, batch: int, kind: str, exchange: str, timeframe: str, symbols: list[str],
+                 params: dict, priority: int):
     # Every stage task inherits the run's priority, so an urgent run overtakes a backlog at each hop,
     # and its kind's time limits (a backfill outlasts an hourly sync); its id is derived from the
     # run's, so a cancel can revoke it without asking the broker.
     limits = stage_time_limits(kind, get_settings())
     stages = [app.signature(STAGES[name].task, priority=broker_priority(priority),
                             task_id=stage_task_id(run_id, batch, name), **limits) for name in KIND_STAGES[kind]]
-    stages[0] = stages[0].clone(args=(new_carry(run_id, symbols, timeframe, params),))
+    stages[0] = stages[0].clone(args=(new_carry(run_id, exchange, symbols, timeframe, params),))
     return chain(*stages)
 
 
@@ -118,12 +118,13 @@ def start_run(self, kind: str, scope: dict, priority: int = DEFAULT_PRIORITY) ->
 
 def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict, priority: int) -> dict:
     settings = get_settings()
+    exchange = scope_exchange(scope, settings.exchange)
     with get_engine().connect() as conn:
-        universe = active_universe(conn, settings.exchange)
+        universe = active_universe(conn, exchange)
     instruments, refused = plan_instruments(scope, universe)
     if not universe and not scope_symbols(scope):
-        log.warning("run %s: the universe holds no active instrument on %s; add some with POST /api/instruments",
-                    run_id, settings.exchange)
+        log.warning("run %s: the universe holds no active instrument on %s; add some with POST /api/instruments "
+                    "(or candleflow import, on a stock venue)", run_id, exchange)
     batches = plan_batches(instruments, settings.pipeline_batch_size)
     labels = [[instrument_label(symbol, timeframe) for symbol in symbols] for timeframe, symbols in batches]
     with get_engine().begin() as conn:
@@ -134,8 +135,8 @@ def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict, priority
         return {"run_id": run_id, "state": state}
     # A relative range (days, hours, bars) ends now, resolved once per batch so every stage sees one range.
     now_ms = int(time.time() * 1000)
-    chains = [_batch_chain(run_id, batch, kind, timeframe, symbols, resolve_range(scope, timeframe, now_ms), priority)
-              for batch, (timeframe, symbols) in enumerate(batches)]
+    chains = [_batch_chain(run_id, batch, kind, exchange, timeframe, symbols, resolve_range(scope, timeframe, now_ms),
+                           priority) for batch, (timeframe, symbols) in enumerate(batches)]
     urgency = broker_priority(priority)
     finish = app.signature("pipeline.finish", args=(run_id, kind, scope), kwargs={"refused": refused},
                            priority=urgency)

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 from services.core.exceptions import CandleflowError
 from services.core.store.instruments import change_instrument, insert_instrument, read_instrument
 from services.core.store.markets import listed_symbols, markets_synced
+from services.core.venues import venue
 
 __all__ = ["UniverseError", "ADD_HINT", "require_listed", "add_instrument", "admit_scope"]
 
@@ -58,6 +59,10 @@ def admit_scope(conn: Connection, exchange: str, symbols: list[str] | None, time
         return []  # a run over the universe covers what is active, by definition
     rows = {symbol: read_instrument(conn, exchange, symbol) for symbol in symbols}
     unknown = [symbol for symbol, row in rows.items() if row is None]
+    if unknown and not venue(exchange).fetches:  # no market list to check a ticker against: its file adds it
+        raise UniverseError("symbol", f"{', '.join(unknown[:10])} on {exchange} is not in the universe: a stock "
+                                      "venue's instruments are added by importing their candles (candleflow import, "
+                                      "POST /api/imports)")
     retired = [symbol for symbol, row in rows.items() if row is not None and not row["active"]]
     lacking = {symbol: [tf for tf in timeframes if tf not in row["timeframes"]]
                for symbol, row in rows.items() if row is not None and timeframes}

@@ -38,7 +38,7 @@ def test_an_unexpected_exception_is_a_generic_json_500_and_is_logged(api, caplog
     ("/api/candles?symbol=BTC/USD&limit=0", "limit", "limit must be an integer from 1 to 5000, got '0'"),
     ("/api/runs?limit=501", "limit", "limit must be an integer from 1 to 500, got '501'"),
     ("/api/candles?symbl=BTC/USD", "symbl",
-     "unknown parameter 'symbl'; this route accepts: symbol, timeframe, exchange, since, until, limit, format"),
+     "unknown parameter 'symbl'; this route accepts: exchange, symbol, timeframe, since, until, limit, format"),
     ("/api/signals?limit=1&limit=2", "limit", "parameter 'limit' given 2 times; give it once"),
     ("/api/manual-update/", "task_id", "task_id is required: the id POST /api/manual-update/ returned"),
 ])

@@ -154,3 +154,23 @@ def test_an_error_without_its_own_wording_still_names_the_parameter_plainly():
 def test_an_error_of_the_whole_query_names_no_parameter():
     error = refusal(_Probe, "low=5&high=1")
     assert error.parameter is None and "low must not exceed high" in error.message
+
+
+def test_a_stock_venue_and_its_ticker_parse_and_a_ticker_alone_is_read_on_the_configured_exchange():
+    candles = parse(CandlesQuery, "exchange=XNYS&symbol=BRK.B")
+    assert (candles.exchange, candles.symbol) == ("XNYS", "BRK.B")
+    assert parse(SignalsQuery, "exchange=XSHG&symbol=600519").symbol == "600519"
+    error = refusal(CandlesQuery, "symbol=MSFT")  # the configured exchange is a ccxt one
+    assert error.parameter == "symbol" and "BASE/QUOTE" in str(error)
+
+
+@pytest.mark.parametrize(("query", "parameter", "says"), [
+    ("exchange=NYSE&symbol=MSFT", "exchange", "nor a MIC"),
+    ("exchange=xnys&symbol=MSFT", "exchange", "nor a MIC"),
+    ("exchange=XNYS&symbol=BTC/USD", "symbol", "a ticker"),
+    ("exchange=XNYS&symbol=MS..FT", "symbol", "ticker"),
+])
+def test_an_unknown_exchange_or_a_symbol_of_the_other_kind_is_a_400_naming_it(query, parameter, says):
+    for model in (CandlesQuery, SignalsQuery):
+        error = refusal(model, query)
+        assert error.parameter == parameter and says in str(error), (model, str(error))

@@ -62,9 +62,9 @@ def test_a_trailing_newline_does_not_pass_as_a_symbol(monkeypatch):
     monkeypatch.setenv("TIMEFRAMES", "1h")
     # The CSV split strips whitespace, so the value is clean here; the pattern itself must
     # refuse a newline for callers that do not strip.
-    from services.core.config import SYMBOL_RE
+    from services.core.venues import PAIR_RE
 
-    assert SYMBOL_RE.fullmatch("BTC/USD\n") is None
+    assert PAIR_RE.fullmatch("BTC/USD\n") is None
     assert load_settings().symbols == ["BTC/USD"]
 
 

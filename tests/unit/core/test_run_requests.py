@@ -128,3 +128,52 @@ def test_identical_requests_share_a_dedup_key_and_another_scope_does_not():
 def test_every_spelling_of_one_instant_is_one_run_for_de_duplication(spelling):
     reference = validate_request("backfill", symbol="BTC/USD", since="2024-01-01T00:00:00Z")
     assert validate_request("backfill", symbol="BTC/USD", since=spelling).dedup_key() == reference.dedup_key()
+
+
+# --- exchange: a stock venue's instruments, or the configured EXCHANGE's ---------------------------
+
+
+@pytest.fixture()
+def on_kraken(monkeypatch):
+    from services.core.config import get_settings
+
+    monkeypatch.setenv("EXCHANGE", "kraken")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("kind", ["all", "indicators", "signals", "patterns"])
+def test_a_run_on_a_stock_venue_names_it_in_its_scope(on_kraken, kind):
+    request = validate_request(kind, exchange="XNYS", symbol="MSFT,BRK.B")
+    assert request.scope() == {"exchange": "XNYS", "symbol": "BRK.B,MSFT"}
+
+
+def test_naming_the_configured_exchange_is_the_same_run_as_naming_none(on_kraken):
+    assert validate_request("all", exchange="kraken", symbol="BTC/USD") == validate_request("all", symbol="BTC/USD")
+    assert "exchange" not in validate_request("all", exchange="kraken").scope()
+
+
+@pytest.mark.parametrize(("kind", "exchange", "says"), [
+    ("ohlc", "XNYS", "XNYS is a stock venue, fed by imports"),
+    ("backfill", "XSHG", "XSHG is a stock venue, fed by imports"),
+    ("ohlc", "binance", "this deployment does not fetch from binance"),
+])
+def test_a_fetch_from_anything_but_the_configured_exchange_is_refused_saying_why(on_kraken, kind, exchange, says):
+    caught = refusal(kind, exchange=exchange, symbol="MSFT" if exchange.isupper() else "BTC/USD",
+                     since="2024-01-01")
+    assert caught.parameter == "exchange"
+    assert says in str(caught) and "fetches from the configured exchange (kraken)" in str(caught)
+
+
+@pytest.mark.parametrize("exchange", ["NYSE", "xnys", "nowhere", "24/7"])
+def test_an_unknown_exchange_is_refused_naming_both_kinds(on_kraken, exchange):
+    caught = refusal("all", exchange=exchange)
+    assert caught.parameter == "exchange" and "nor a MIC" in str(caught)
+
+
+@pytest.mark.parametrize(("exchange", "symbol", "expected"), [
+    ("XNYS", "BTC/USD", "a ticker"), (None, "MSFT", "BASE/QUOTE"), ("kraken", "600519", "BASE/QUOTE")])
+def test_a_symbol_must_be_of_its_exchanges_kind(on_kraken, exchange, symbol, expected):
+    caught = refusal("all", exchange=exchange, symbol=symbol)
+    assert caught.parameter == "symbol" and expected in str(caught)

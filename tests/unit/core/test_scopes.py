@@ -13,7 +13,7 @@ NOW = parse_instant_ms("2024-03-10T12:34:56Z")
 
 
 def test_lists_are_one_spelling_per_set():
-    assert canonical_symbols("ETH/USD, BTC/USD,ETH/USD") == "BTC/USD,ETH/USD"
+    assert canonical_symbols("ETH/USD, BTC/USD,ETH/USD", "kraken") == "BTC/USD,ETH/USD"
     assert canonical_timeframes("1d,1h,4h,1h") == "1h,4h,1d"
 
 
