@@ -88,7 +88,8 @@ def _stock_candles(database_url: str, symbol: str, bars: int) -> None:
         rows.append({"ts": start + timedelta(days=n), "o": close - 0.5, "h": close + 1, "l": close - 1, "c": close})
     with engine.begin() as conn:
         instrument = insert_instrument(conn, "XNYS", symbol, ["1d"], "cli")
-        conn.execute(text("""INSERT INTO candles (instrument_id, timeframe, ts, open, high, low, close, volume, is_closed)
+        conn.execute(text("""INSERT INTO candles
+                                 (instrument_id, timeframe, ts, open, high, low, close, volume, is_closed)
                              VALUES (:i, '1d', :ts, :o, :h, :l, :c, 1000, true)"""),
                      [{**row, "i": instrument["id"]} for row in rows])
     engine.dispose()

@@ -98,8 +98,8 @@ def test_a_database_blip_once_retries_are_spent_is_carried_as_that_instruments_f
     def always_down(symbol, timeframe, **_):
         raise _blip()
 
-    carry = run_stage(new_carry("run-1", _exchange(), ["BTC/USD"], "1h", {}), STAGES["indicators"], per_instrument(always_down),
-                      task=StageTask(retries=3))
+    carry = run_stage(new_carry("run-1", _exchange(), ["BTC/USD"], "1h", {}), STAGES["indicators"],
+                      per_instrument(always_down), task=StageTask(retries=3))
     assert carry["outcomes"]["BTC/USD"]["failed"]["error"] == "database unavailable"
     assert _recorded(engine) == [("BTC/USD 1h", "indicators", "failed")]
 
