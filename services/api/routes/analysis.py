@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flask import Blueprint, Response
 
@@ -54,25 +54,26 @@ def list_indicators(query: IndicatorsQuery) -> Response:
                                          (series.symbol, series.timeframe)))
 
 
+def _series_listing(query: PatternsQuery | LevelsQuery, read: Callable[..., list], key: str,
+                    fields: tuple[str, ...]) -> Response:
+    """One series' rows from `read(conn, instrument, timeframe, since, until, limit)`, as `key` in the body."""
+    with deps().engine.connect() as conn:
+        series = find_series(conn, query)
+        rows = read(conn, series.instrument_id, series.timeframe, query.since, query.until, query.limit)
+    shown = [_shown(row) for row in rows]
+    body = {**series.head(), "count": len(shown), key: shown}
+    return respond(query.format, Listing(body, key, fields, (series.symbol, series.timeframe)))
+
+
 @analysis_routes.get("/api/patterns")
 @with_query(PatternsQuery)
 def list_patterns(query: PatternsQuery) -> Response:
     """The newest `limit` patterns of one series completed in [since, until), oldest first."""
-    with deps().engine.connect() as conn:
-        series = find_series(conn, query)
-        rows = read_patterns(conn, series.instrument_id, series.timeframe, query.since, query.until, query.limit)
-    patterns = [_shown(row) for row in rows]
-    body = {**series.head(), "count": len(patterns), "patterns": patterns}
-    return respond(query.format, Listing(body, "patterns", PATTERN_FIELDS, (series.symbol, series.timeframe)))
+    return _series_listing(query, read_patterns, "patterns", PATTERN_FIELDS)
 
 
 @analysis_routes.get("/api/levels")
 @with_query(LevelsQuery)
 def list_levels(query: LevelsQuery) -> Response:
     """The `limit` strongest support/resistance levels of one series last touched in [since, until)."""
-    with deps().engine.connect() as conn:
-        series = find_series(conn, query)
-        rows = read_levels(conn, series.instrument_id, series.timeframe, query.since, query.until, query.limit)
-    levels = [_shown(row) for row in rows]
-    body = {**series.head(), "count": len(levels), "levels": levels}
-    return respond(query.format, Listing(body, "levels", LEVEL_FIELDS, (series.symbol, series.timeframe)))
+    return _series_listing(query, read_levels, "levels", LEVEL_FIELDS)
