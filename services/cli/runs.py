@@ -43,6 +43,7 @@ def add_runs_parser(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--state")
     listing.add_argument("--kind")
     listing.add_argument("--symbol")
+    listing.add_argument("--exchange", help="only runs of this exchange's instruments (a ccxt id or a MIC)")
     listing.add_argument("--since", help="created at or after (ISO or epoch ms)")
     listing.add_argument("--until", help="created before (ISO or epoch ms)")
     listing.add_argument("--limit", type=int, default=50)
@@ -121,6 +122,7 @@ def _list(args: argparse.Namespace, engine) -> int:
     from services.core.pipeline.records import read_runs
     from services.core.pipeline.runs import KINDS, RUN_STATES, run_summary
     from services.core.timeparse import parse_instant
+    from services.core.venues import venue
 
     state = args.state.upper() if args.state else None
     if state is not None and state not in RUN_STATES:
@@ -129,9 +131,12 @@ def _list(args: argparse.Namespace, engine) -> int:
         raise ValueError(f"unknown kind {args.kind!r}; valid: {', '.join(KINDS)}")
     if not 1 <= args.limit <= 500:
         raise ValueError(f"--limit must be from 1 to 500, got {args.limit}")
+    if args.exchange is not None:
+        venue(args.exchange)  # UnknownVenue names both kinds it could have been
     with engine.connect() as conn:
-        rows = read_runs(conn, state=state, kind=args.kind, symbol=args.symbol, since=parse_instant(args.since),
-                         until=parse_instant(args.until), limit=args.limit)
+        exchange = None if args.exchange is None else (args.exchange, get_settings().exchange)
+        rows = read_runs(conn, state=state, kind=args.kind, symbol=args.symbol, exchange=exchange,
+                         since=parse_instant(args.since), until=parse_instant(args.until), limit=args.limit)
     runs = [run_summary(row) for row in rows]
     print(json.dumps(runs, indent=2) if args.json else format_table(runs))
     return 0

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.utils.stack import LocalStack
+from tests.utils.stack import LocalStack, http
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +112,11 @@ def test_a_run_on_a_stock_venue_computes_its_indicators_and_signals_and_says_why
         kraken_ids = conn.execute(text("SELECT count(*) FROM instruments WHERE symbol = 'MSFT'")).scalar_one()
     engine.dispose()
     assert computed == 300 and kraken_ids == 1
+    status, listed = http("GET", f"{stack.api}/api/runs?exchange=XNYS")
+    assert status == 200 and [run["task_id"] for run in listed["runs"]] == [body["task_id"]], listed
+    status, listed = http("GET", f"{stack.api}/api/runs?exchange=binance")  # the stack's EXCHANGE
+    assert status == 200 and listed["count"] > 0
+    assert body["task_id"] not in [run["task_id"] for run in listed["runs"]]
 
 
 def test_a_fetch_run_on_a_stock_venue_and_an_unknown_ticker_are_refused_naming_the_parameter(stack):

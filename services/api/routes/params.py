@@ -299,6 +299,8 @@ class RunsQuery(QueryModel):
     task: RunKind | None = Field(None, description="Only runs of this kind.")
     symbol: Symbol | None = Field(None, description="Only runs scoped to this symbol or whose batches covered it.",
                                   examples=["BTC/USD"])
+    exchange: Exchange | None = Field(None, description="Only runs of this exchange's instruments (the configured "
+                                                        "EXCHANGE's are those naming none).", examples=["XNYS"])
     since: Instant | None = Field(None, description="Only runs created at or after this instant.")
     until: Instant | None = Field(None, description="Only runs created before this instant (must be after since).")
     limit: _limit(RUN_LIMIT)

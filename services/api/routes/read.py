@@ -75,8 +75,9 @@ def list_signals(query: SignalsQuery) -> Response:
 @read_routes.get("/api/runs")
 @with_query(RunsQuery)
 def list_runs(query: RunsQuery) -> Response:
-    """Runs by state, kind, symbol and creation time, newest first; per-stage detail is at GET /api/runs/<id>."""
+    """Runs by state, kind, symbol, exchange and creation time, newest first; per-stage detail at GET /api/runs/<id>."""
     with deps().engine.connect() as conn:
-        rows = read_runs(conn, state=query.state, kind=query.task, symbol=query.symbol, since=query.since,
-                         until=query.until, limit=query.limit)
+        exchange = None if query.exchange is None else (query.exchange, deps().settings.exchange)
+        rows = read_runs(conn, state=query.state, kind=query.task, symbol=query.symbol, exchange=exchange,
+                         since=query.since, until=query.until, limit=query.limit)
     return jsonify({"count": len(rows), "runs": [run_summary(row) for row in rows]})

@@ -150,20 +150,28 @@ def read_run(conn: Connection, run_id: str) -> dict | None:
 
 
 def read_runs(conn: Connection, *, state: str | None = None, kind: str | None = None, symbol: str | None = None,
-              since: datetime | None = None, until: datetime | None = None, limit: int = 50) -> list[dict]:
-    """Runs created in [since, until), newest first, narrowed by state, kind and symbol.
+              exchange: tuple[str, str] | None = None, since: datetime | None = None, until: datetime | None = None,
+              limit: int = 50) -> list[dict]:
+    """Runs created in [since, until), newest first, narrowed by state, kind, symbol and exchange.
 
-    A symbol matches a run scoped to it and a run whose batches covered it (e.g. `all`).
+    A symbol matches a run scoped to it and a run whose batches covered it (e.g. `all`). `exchange`
+    is (the exchange, the configured EXCHANGE): a scope names an exchange only when it is another.
     """
     filters = {"state": "state = :state", "kind": "kind = :kind",
+               "exchange": "coalesce(scope->>'exchange', :default_exchange) = :exchange",
                "symbol": "(scope->>'symbol' = :symbol OR jsonb_path_exists(batches, '$[*][*] ? (@ starts with $s)', "
                          "jsonb_build_object('s', CAST(:symbol AS text) || ' ')))",
                "since": "created_at >= :since", "until": "created_at < :until"}
     given = {name: value for name, value in (("state", state), ("kind", kind), ("symbol", symbol), ("since", since),
                                              ("until", until)) if value is not None}
+    if exchange is not None:
+        given["exchange"], extra = exchange[0], {"default_exchange": exchange[1]}
+    else:
+        extra = {}
     where = " AND ".join(filters[name] for name in given) or "true"
     rows = conn.execute(text(f"SELECT {_RUN_COLUMNS} FROM pipeline_runs WHERE {where} "  # nosec B608
-                             "ORDER BY created_at DESC, id LIMIT :limit"), {**given, "limit": limit}).mappings().all()
+                             "ORDER BY created_at DESC, id LIMIT :limit"),
+                        {**given, **extra, "limit": limit}).mappings().all()
     return [dict(row) for row in rows]
 
 
