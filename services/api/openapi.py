@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from services.api.auth import is_guarded
 from services.api.formats import CSV_MEDIA_TYPE
+from services.api.imports_openapi import IMPORT_OPERATIONS, IMPORT_SCHEMAS
 from services.api.instruments_openapi import INSTRUMENT_OPERATIONS, INSTRUMENT_SCHEMAS
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.api.routes.deps import EXTENSION_KEY
@@ -186,6 +187,7 @@ _SCHEMAS = {
     },
     **SCHEDULE_SCHEMAS,
     **INSTRUMENT_SCHEMAS,
+    **IMPORT_SCHEMAS,
 }
 
 # Per endpoint (blueprint.view): what the url_map cannot say. 400 and 401 are added from the view itself.
@@ -280,6 +282,7 @@ _OPERATIONS: dict[str, dict] = {
     },
     **SCHEDULE_OPERATIONS,
     **INSTRUMENT_OPERATIONS,
+    **IMPORT_OPERATIONS,
 }
 
 

@@ -24,9 +24,9 @@ def _import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from services.core.db import get_engine
+    from services.core.imports import ImportOptions, parse_column_mapping
     from services.ingest.files.importing import record_import
-    from services.ingest.files.layout import parse_column_mapping
-    from services.ingest.files.reading import ImportOptions, parse_file
+    from services.ingest.files.reading import parse_file
 
     options = ImportOptions(args.exchange, args.timeframe, args.symbol,
                             parse_column_mapping(args.columns) if args.columns else {}, args.date_format)

@@ -6,13 +6,12 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from services.core.imports import RUN_KIND, ImportOptions
 from services.core.pipeline.records import finish_run_row, insert_run
-from services.ingest.files.reading import ImportOptions, ParsedFile
+from services.ingest.files.reading import ParsedFile
 from services.ingest.files.storing import SeriesReport, store_file
 
-__all__ = ["RUN_KIND", "record_import", "record_refusal"]
-
-RUN_KIND = "import"
+__all__ = ["record_import", "record_refusal"]
 
 
 def record_import(conn: Connection, run_id: str, parsed: ParsedFile, options: ImportOptions, now_ms: int,

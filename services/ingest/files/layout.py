@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from services.ingest.files.refusals import ImportRefused
 
-__all__ = ["FIELDS", "REQUIRED", "IGNORED", "Layout", "recognise_layout", "parse_column_mapping"]
+__all__ = ["ALIASES", "REQUIRED", "IGNORED", "Layout", "recognise_layout"]
 
 # Each field and the header names it is recognised by without options, compared in any case and
 # with spaces, underscores and dashes removed ("Adj Close" → "adjclose").
-FIELDS = {
+ALIASES = {
     "date": ("date", "datetime", "timestamp", "time"),
     "open": ("open",),
     "high": ("high",),
@@ -44,22 +44,6 @@ class Layout:
         return "symbol" in self.columns
 
 
-def parse_column_mapping(text: str) -> dict[str, str]:
-    """`date=Trade Date,close=Last` as {field: column}; ValueError naming what is wrong."""
-    mapping: dict[str, str] = {}
-    for part in (p for p in text.split(",") if p.strip()):
-        field, sep, column = part.partition("=")
-        field = field.strip().lower()
-        if not sep or not column.strip():
-            raise ValueError(f"--columns: expected field=Column Name, got {part.strip()[:60]!r}")
-        if field not in FIELDS:
-            raise ValueError(f"--columns: unknown field {field[:40]!r}; fields: {', '.join(FIELDS)}")
-        if field in mapping:
-            raise ValueError(f"--columns: {field} given twice")
-        mapping[field] = column.strip()
-    return mapping
-
-
 def recognise_layout(names: list[str], mapping: dict[str, str] | None = None) -> Layout:
     """The layout of a file with these column names; `mapping` (field → column) overrides the recognition.
 
@@ -75,7 +59,7 @@ def recognise_layout(names: list[str], mapping: dict[str, str] | None = None) ->
         if not matches:
             raise ImportRefused(f"--columns {field}={column}: no such column; the file has {_listing(names)}")
         columns[field] = matches[0]
-    for field, aliases in FIELDS.items():
+    for field, aliases in ALIASES.items():
         if field in columns:
             continue
         found = [name for alias in aliases for name in by_fold.get(alias, []) if name not in columns.values()]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from services.core.imports import ImportOptions
 from services.core.timeframe import Timeframe
-from services.core.venues import check_symbol, trading_calendar, venue
+from services.core.venues import check_symbol, trading_calendar
 from services.ingest.files.checks import CheckedSeries, SeriesRows, check_series, check_spacing
 from services.ingest.files.dates import parse_dates
 from services.ingest.files.formats import read_table
@@ -17,28 +18,11 @@ from services.ingest.files.layout import Layout, recognise_layout
 from services.ingest.files.refusals import ImportRefused
 from services.ingest.files.sessions import DAY_MS, session_dates, sessions_mask
 
-__all__ = ["ImportOptions", "ParsedFile", "parse_file", "PRICE_FIELDS"]
+__all__ = ["ParsedFile", "parse_file", "PRICE_FIELDS"]
 
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 # Thousands separators in quoted numbers ("1,234.50"): a decimal comma (1.234,50) is not supported.
 _THOUSANDS = ","
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """What an import is told: where the bars trade, their length, and what the file does not say itself."""
-
-    exchange: str
-    timeframe: str
-    symbol: str | None = None                               # required unless the file has a symbol column
-    columns: dict[str, str] = field(default_factory=dict)   # field → the file's column, over the recognition
-    date_format: str | None = None                          # strptime format, over the recognised ones
-
-    def scope(self, filename: str) -> dict:
-        """The run's scope as GET /api/runs shows it."""
-        shown = {"exchange": self.exchange, "timeframe": self.timeframe, "file": filename, "symbol": self.symbol,
-                 "columns": self.columns or None, "date_format": self.date_format}
-        return {name: value for name, value in shown.items() if value is not None}
 
 
 @dataclass
@@ -55,8 +39,7 @@ class ParsedFile:
 
 def parse_file(data: bytes, name: str, options: ImportOptions, now_ms: int) -> ParsedFile:
     """Everything an import decides before it writes; ImportRefused (or ValueError) refuses the whole file."""
-    venue(options.exchange)  # UnknownVenue (a ValueError) for neither a ccxt id nor a known MIC
-    tf = Timeframe.parse(options.timeframe)
+    tf = Timeframe.parse(options.checked().timeframe)
     table, fmt = read_table(data, name)
     layout = recognise_layout(table.column_names, options.columns)
     if table.num_rows == 0:

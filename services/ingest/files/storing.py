@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from services.core.imports import ImportOptions
 from services.core.store.instruments import insert_instrument, read_instrument
 from services.core.timeframe import Timeframe
-from services.ingest.files.reading import ImportOptions, ParsedFile
+from services.ingest.files.reading import ParsedFile
 from services.ingest.files.refusals import ImportRefused
 from services.ingest.store import store_rejections, upsert_candle_batch
 

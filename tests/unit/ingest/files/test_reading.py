@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from services.core.imports import ImportOptions
 from services.core.timeparse import parse_instant_ms
-from services.ingest.files.reading import ImportOptions, parse_file
+from services.ingest.files.reading import parse_file
 from services.ingest.files.refusals import ImportRefused
 
 FIXTURES = Path(__file__).resolve().parents[3] / "data" / "imports"
@@ -157,3 +158,19 @@ def test_a_bar_starting_after_now_and_a_misaligned_intraday_bar_are_refused():
                 "2026-12-02T12:00Z,1,2,1,2,1", "2026-12-02T13:00Z,1,2,1,2,1")
     checked = parse_file(data, "f.csv", ImportOptions("kraken", "1h", "BTC/USD"), NOW).series["BTC/USD"]
     assert {r.source_row: r.reason for r in checked.rejected} == {4: "future_timestamp"}
+
+
+def test_every_field_an_import_names_has_its_recognised_column_names():
+    from services.core.imports import FIELDS
+    from services.ingest.files.layout import ALIASES
+
+    assert tuple(ALIASES) == FIELDS
+
+
+@pytest.mark.parametrize(("text", "message"), [("date", "expected field=Column"), ("when=Day", "unknown field"),
+                                              ("date=A,date=B", "given twice")])
+def test_a_bad_column_mapping_is_refused_naming_the_problem(text, message):
+    from services.core.imports import parse_column_mapping
+
+    with pytest.raises(ValueError, match=message):
+        parse_column_mapping(text)
