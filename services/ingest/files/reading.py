@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from services.core.imports import ImportOptions
 from services.core.timeframe import Timeframe
@@ -63,7 +64,7 @@ def parse_file(data: bytes, name: str, options: ImportOptions, now_ms: int) -> P
     return ParsedFile(name, fmt, layout, table.num_rows, series, counts)
 
 
-def _symbols(table: pa.Table, layout: Layout, options: ImportOptions, name: str) -> np.ndarray | str:
+def _symbols(table: pa.Table, layout: Layout, options: ImportOptions, name: str) -> pa.DictionaryArray | str:
     """The one symbol given, or each row's symbol from the file's column (every distinct one checked)."""
     if not layout.has_symbol:
         if options.symbol is None:
@@ -71,23 +72,26 @@ def _symbols(table: pa.Table, layout: Layout, options: ImportOptions, name: str)
         return check_symbol(options.exchange, options.symbol)
     if options.symbol is not None:
         raise ImportRefused(f"{name} has a symbol column ({layout.columns['symbol']!r}): leave --symbol out")
-    values = table.column(layout.columns["symbol"]).cast(pa.string()).to_numpy(zero_copy_only=False)
-    values = np.char.strip(values.astype(str))
-    for symbol in np.unique(values):
+    codes = pc.utf8_trim_whitespace(table.column(layout.columns["symbol"]).cast(pa.string())).combine_chunks()
+    codes = codes.dictionary_encode()
+    for position, symbol in enumerate(codes.dictionary.to_pylist()):
         try:
-            check_symbol(options.exchange, str(symbol))
+            check_symbol(options.exchange, symbol)
         except ValueError as exc:
-            row = int(np.flatnonzero(values == symbol)[0]) + 1
+            row = int(np.flatnonzero(codes.indices.to_numpy(zero_copy_only=False) == position)[0]) + 1
             raise ImportRefused(f"{name} row {row}: {exc}") from None
-    return values
+    return codes
 
 
-def _by_symbol(symbols: np.ndarray | str, n: int) -> dict[str, np.ndarray]:
+def _by_symbol(symbols: pa.DictionaryArray | str, n: int) -> dict[str, np.ndarray]:
+    """Symbol → the indices of its rows, in file order."""
     if isinstance(symbols, str):
         return {symbols: np.arange(n)}
-    order = np.argsort(symbols, kind="stable")
-    names, starts = np.unique(symbols[order], return_index=True)
-    return {str(s): part for s, part in zip(names, np.split(order, starts[1:]), strict=True)}
+    codes = symbols.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    present, starts = np.unique(codes[order], return_index=True)
+    names = symbols.dictionary.to_pylist()
+    return {names[code]: part for code, part in zip(present, np.split(order, starts[1:]), strict=True)}
 
 
 def _prices(table: pa.Table, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +108,16 @@ def _numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type):
         values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         return values, ~np.isnan(values) | _is_nan_cell(column)
-    text = pd.Series(column.cast(pa.string()).to_pandas(), dtype="string").str.strip()
-    if text.str.contains(_THOUSANDS, regex=False).any():
-        text = text.str.replace(_THOUSANDS, "", regex=False)
-    values = pd.to_numeric(text, errors="coerce").astype("float64").to_numpy()
-    return values, ~np.isnan(values)
+    text = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    if pc.any(pc.match_substring(text, _THOUSANDS)).as_py():
+        text = pc.replace_substring(text, _THOUSANDS, "")
+    try:  # Arrow's own parser: every cell a number, the usual case
+        values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        return values, np.ones(len(values), bool)
+    except pa.ArrowInvalid:  # some cell is not: find which, row by row
+        values = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False)), errors="coerce")
+        values = values.astype("float64").to_numpy()
+        return values, ~np.isnan(values)
 
 
 def _is_nan_cell(column: pa.ChunkedArray) -> np.ndarray:
