@@ -10,8 +10,6 @@ from services.core.db import get_engine
 from services.core.imports import ImportOptions
 from services.core.pipeline.stages import RETRY_POLICY, TRANSIENT_ERRORS
 from services.core.store.uploads import delete_upload, read_upload
-from services.ingest.files.importing import record_import, record_refusal
-from services.ingest.files.reading import parse_file
 
 __all__ = ["import_upload"]
 
@@ -25,6 +23,11 @@ def import_upload(run_id: str) -> dict:
     Idempotent: the upload goes in the transaction that records the outcome, so a redelivery
     finds nothing left to do.
     """
+    # Deferred: pandas and pyarrow (about 60 MB) load in the pool child that first imports a file,
+    # not in every ingest worker at start (tests/unit/core/test_worker_imports.py).
+    from services.ingest.files.importing import record_import, record_refusal
+    from services.ingest.files.reading import parse_file
+
     engine = get_engine()
     with engine.connect() as conn:
         upload = read_upload(conn, run_id)
