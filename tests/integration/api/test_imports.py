@@ -118,3 +118,19 @@ def test_a_body_over_import_max_bytes_is_answered_413(api_settings, celery, brok
     assert answer.status_code == 413 and answer.get_json()["status"] == "error"
     assert _post(small.test_client(), VENDOR_FILE.read_bytes()).status_code == 202  # 757 bytes and the form pass
     assert _count(engine, "import_uploads") == 1
+
+
+def test_a_real_ingest_worker_imports_the_upload(api_settings, client, engine, redis_url, database_url):
+    from tests.utils.waiting import wait_until
+    from tests.utils.workers import running_worker
+
+    with running_worker("ingest", redis_url, database_url) as worker:
+        run_id = _post(client, VENDOR_FILE.read_bytes()).get_json()["task_id"]
+
+        def finished():
+            status = client.get(f"/api/runs/{run_id}", headers=AUTH).get_json()
+            return status if status["status"] in ("SUCCESS", "FAILURE") else None
+        status = wait_until(finished, f"import {run_id} to finish", 120, detail=worker.log)
+    assert status["status"] == "SUCCESS", status
+    assert [entry["stored"] for entry in status["result"]] == [5]
+    assert _count(engine, "candles") == 5 and _count(engine, "import_uploads") == 0
