@@ -19,6 +19,7 @@ from services.api.instruments_openapi import INSTRUMENT_OPERATIONS, INSTRUMENT_S
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.api.routes.deps import EXTENSION_KEY
 from services.api.schedules_openapi import SCHEDULE_OPERATIONS, SCHEDULE_SCHEMAS, SCHEDULE_TAG
+from services.core.imports import RUN_KIND as IMPORT_KIND
 from services.core.models import INDICATOR_COLUMNS
 from services.core.pipeline.runs import KINDS, RUN_STATES
 
@@ -94,7 +95,9 @@ _SCHEMAS = {
     "RunStatus": {
         "type": "object", "required": ["task_id", "status", "ready", "successful", "result", "error"],
         "properties": {
-            "task_id": _STRING, "task_type": {"type": "string", "enum": list(KINDS)},
+            "task_id": _STRING,
+            "task_type": {"type": "string", "enum": [*KINDS, IMPORT_KIND],
+                          "description": "A pipeline run's kind, or import (POST /api/imports, candleflow import)"},
             "scope": {"type": "object"}, "status": {"type": "string", "enum": list(RUN_STATES)},
             "ready": {"type": "boolean",
                       "description": "The run has finished (SUCCESS, PARTIAL, FAILURE or CANCELLED)"},
