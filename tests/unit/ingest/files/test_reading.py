@@ -174,3 +174,17 @@ def test_a_bad_column_mapping_is_refused_naming_the_problem(text, message):
 
     with pytest.raises(ValueError, match=message):
         parse_column_mapping(text)
+
+
+def test_parquet_dates_and_nulls_are_read_and_refused_row_by_row():
+    import datetime as dt
+
+    table = pa.table({"Date": pa.array([dt.date(2026, 11, 23), dt.date(2026, 11, 24), None]),
+                      "Open": [1.0, 2.0, 3.0], "High": [2.0, 3.0, 4.0], "Low": [1.0, 2.0, 3.0],
+                      "Close": [2.0, 3.0, 3.5], "Volume": pa.array([10, None, 5])})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    parsed = parse_file(sink.getvalue(), "f.parquet", XNYS_1D, NOW)
+    assert _dates(parsed) == ["2026-11-23"]
+    assert _reasons(parsed) == {2: "malformed", 3: "unparsable_date"}
+    assert parsed.series["MSFT"].rejected[0].raw == ["2026-11-24", 2.0, 3.0, 2.0, 3.0, None]
