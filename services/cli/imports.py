@@ -27,6 +27,7 @@ def _import(args: argparse.Namespace) -> int:
     from services.core.imports import ImportOptions, parse_column_mapping
     from services.ingest.files.importing import record_import
     from services.ingest.files.reading import parse_file
+    from services.ingest.files.storing import check_instruments
 
     options = ImportOptions(args.exchange, args.timeframe, args.symbol,
                             parse_column_mapping(args.columns) if args.columns else {}, args.date_format)
@@ -39,6 +40,9 @@ def _import(args: argparse.Namespace) -> int:
         now_ms = int(time.time() * 1000)
         files.append((parse_file(data, Path(path).name, options, now_ms), now_ms))
     engine = get_engine()
+    with engine.connect() as conn:
+        for parsed, _ in files:
+            check_instruments(conn, parsed, options)
     for parsed, now_ms in files:
         run_id = str(uuid.uuid4())
         total = sum(len(s.ts) + len(s.rejected) + s.repeats for s in parsed.series.values())

@@ -139,3 +139,11 @@ def test_a_timeframe_other_than_the_instruments_is_refused_and_nothing_written(r
     assert "MSFT on XNYS is kept in 1h, not 1d" in result.stderr
     assert _everything(engine) == before
     assert _table(engine, "SELECT count(*) FROM pipeline_runs") == [(0,)]
+
+
+def test_several_files_are_all_checked_before_the_first_is_written(run_cli, engine, tmp_path):
+    good = _write(tmp_path, "good.csv", f"{HEADER}\n2026-11-23,1,2,1,2,1\n2026-11-24,1,2,1,2,1\n".encode())
+    weekly = _write(tmp_path, "weekly.csv", f"{HEADER}\n2026-11-02,1,2,1,2,1\n2026-11-09,1,2,1,2,1\n".encode())
+    result = run_cli(good, weekly, "--symbol", "MSFT", "--exchange", "XNYS", "--timeframe", "1d")
+    assert result.returncode == 2 and "weekly.csv MSFT: the dates are mostly 7d apart" in result.stderr
+    assert _everything(engine) == {"candles": [], "rejected": [], "instruments": []}

@@ -15,7 +15,7 @@ from services.ingest.files.reading import ParsedFile
 from services.ingest.files.refusals import ImportRefused
 from services.ingest.store import store_rejections, upsert_candle_batch
 
-__all__ = ["SeriesReport", "store_file", "CHUNK_ROWS", "INSTRUMENT_SOURCE"]
+__all__ = ["SeriesReport", "check_instruments", "store_file", "CHUNK_ROWS", "INSTRUMENT_SOURCE"]
 
 # Rows per write: the progress bar moves per chunk, and one chunk's stored-span read stays small.
 CHUNK_ROWS = 100_000
@@ -42,17 +42,23 @@ class SeriesReport:
                 "rejected_by_reason": dict(sorted(self.rejected.items())), "added_to_universe": self.added}
 
 
+def check_instruments(conn: Connection, parsed: ParsedFile, options: ImportOptions) -> dict[str, dict | None]:
+    """Each symbol's instrument row (None: new); ImportRefused for one kept in other timeframes than the import's."""
+    existing = {symbol: read_instrument(conn, options.exchange, symbol) for symbol in parsed.series}
+    for symbol, row in existing.items():
+        if row is not None and options.timeframe not in row["timeframes"]:
+            raise ImportRefused(f"{symbol} on {options.exchange} is kept in {','.join(row['timeframes'])}, "
+                                f"not {options.timeframe}: import its {row['timeframes'][0]} bars, or add "
+                                f"{options.timeframe} to it first (candleflow instruments set)")
+    return existing
+
+
 def store_file(conn: Connection, parsed: ParsedFile, options: ImportOptions, now_ms: int,
                progress: Callable[[int], None] | None = None) -> list[SeriesReport]:
     """Write `parsed` on `conn`'s transaction; ImportRefused, before any write, for an instrument kept in other
     timeframes. Stored bars are those inserted or replaced; the rest of the good rows were already there."""
     timeframe = options.timeframe
-    existing = {symbol: read_instrument(conn, options.exchange, symbol) for symbol in parsed.series}
-    for symbol, row in existing.items():
-        if row is not None and timeframe not in row["timeframes"]:
-            raise ImportRefused(f"{symbol} on {options.exchange} is kept in {','.join(row['timeframes'])}, "
-                                f"not {timeframe}: import its {row['timeframes'][0]} bars, or add {timeframe} "
-                                "to it first (candleflow instruments set)")
+    existing = check_instruments(conn, parsed, options)
     reports = []
     for symbol, checked in parsed.series.items():
         report = SeriesReport(symbol, timeframe, parsed.rows_per_symbol[symbol], repeats=checked.repeats,
