@@ -54,7 +54,7 @@ def _reasons(rows: SeriesRows, tf: Timeframe, now_ms: int) -> tuple[np.ndarray, 
             ("open_outside_range", (o < l) | (o > h), "open outside [low, high]"),
             ("close_outside_range", (c < l) | (c > h), "close outside [low, high]"),
             ("negative_volume", ~np.isfinite(v) | (v < 0), "volume negative or not finite"),
-            ("non_session", ~rows.session_ok, "not a trading session of the venue (holiday or weekend)"),
+            ("non_session", ~rows.session_ok, "not when the venue trades (a holiday, a weekend, outside its hours)"),
             ("misaligned_timestamp", rows.ts % tf.ms != 0, f"not a multiple of {tf.name} from the epoch"),
             ("future_timestamp", rows.ts > now_ms, "starts after now"),
         ]

@@ -17,7 +17,7 @@ from services.ingest.files.dates import parse_dates
 from services.ingest.files.formats import read_table
 from services.ingest.files.layout import Layout, recognise_layout
 from services.ingest.files.refusals import ImportRefused
-from services.ingest.files.sessions import DAY_MS, session_dates, sessions_mask
+from services.ingest.files.sessions import DAY_MS, session_dates, sessions_mask, trading_hours_mask
 
 __all__ = ["ParsedFile", "parse_file", "PRICE_FIELDS"]
 
@@ -47,11 +47,13 @@ def parse_file(data: bytes, name: str, options: ImportOptions, now_ms: int) -> P
         raise ImportRefused(f"{name}: the file is empty (a header and no rows)")
     symbols = _symbols(table, layout, options, name)
     dates, date_ok = parse_dates(table.column(layout.columns["date"]), options.date_format)
-    calendar = trading_calendar(options.exchange) if tf.ms == DAY_MS else None
+    calendar = trading_calendar(options.exchange)
     session_ok = np.ones(table.num_rows, bool)
-    if calendar is not None:  # a daily bar of a calendar venue is its session's date (docs/ingest.md)
+    if calendar is not None and tf.ms == DAY_MS:  # a daily bar of a calendar venue is its session's date
         dates = session_dates(dates, calendar.tz)
         session_ok = sessions_mask(dates, calendar) | ~date_ok
+    elif calendar is not None:  # an intraday bar starts while the venue trades
+        session_ok = trading_hours_mask(dates, calendar) | ~date_ok
     prices, numbers_ok = _prices(table, layout)
     cells = _cells(table, layout)
     series, counts = {}, {}

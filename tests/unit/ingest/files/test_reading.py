@@ -188,3 +188,22 @@ def test_parquet_dates_and_nulls_are_read_and_refused_row_by_row():
     assert _dates(parsed) == ["2026-11-23"]
     assert _reasons(parsed) == {2: "malformed", 3: "unparsable_date"}
     assert parsed.series["MSFT"].rejected[0].raw == ["2026-11-24", 2.0, 3.0, 2.0, 3.0, None]
+
+
+def test_intraday_bars_of_a_calendar_venue_must_start_while_it_trades():
+    # XNYS 2026-11-27 closes early at 13:00 New York (18:00 UTC); Thanksgiving is closed all day.
+    starts = ["2026-11-25T20:30Z", "2026-11-26T15:00Z", "2026-11-27T14:30Z", "2026-11-27T17:30Z",
+              "2026-11-27T18:00Z", "2026-11-27T18:30Z"]
+    data = _csv("Datetime,Open,High,Low,Close,Volume", *(f"{ts},1,2,1,2,1" for ts in starts))
+    checked = parse_file(data, "f.csv", ImportOptions("XNYS", "30m", "MSFT"), NOW).series["MSFT"]
+    assert {r.source_row: r.reason for r in checked.rejected} == {2: "non_session", 5: "non_session",
+                                                                  6: "non_session"}
+    assert len(checked.ts) == 3
+
+
+def test_a_shanghai_bar_in_the_lunch_break_is_refused():
+    starts = ["2026-10-09T01:30Z", "2026-10-09T02:00Z", "2026-10-09T02:30Z", "2026-10-09T03:30Z",
+              "2026-10-09T05:00Z", "2026-10-09T05:30Z"]
+    data = _csv("Datetime,Open,High,Low,Close,Volume", *(f"{ts},1,2,1,2,1" for ts in starts))
+    checked = parse_file(data, "f.csv", ImportOptions("XSHG", "30m", "600519"), NOW).series["600519"]
+    assert {r.source_row: r.reason for r in checked.rejected} == {4: "non_session"}  # 11:30 Shanghai
