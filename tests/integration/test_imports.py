@@ -147,3 +147,11 @@ def test_several_files_are_all_checked_before_the_first_is_written(run_cli, engi
     result = run_cli(good, weekly, "--symbol", "MSFT", "--exchange", "XNYS", "--timeframe", "1d")
     assert result.returncode == 2 and "weekly.csv MSFT: the dates are mostly 7d apart" in result.stderr
     assert _everything(engine) == {"candles": [], "rejected": [], "instruments": []}
+
+
+def test_two_rows_with_unreadable_dates_are_both_kept(run_cli, engine, tmp_path):
+    content = f"{HEADER}\n2026-11-23,1,2,1,2,1\nsoon,1,2,1,2,1\n2026-11-24,1,2,1,2,1\nlater,1,2,1,2,1\n".encode()
+    result = run_cli(_write(tmp_path, "f.csv", content), "--symbol", "MSFT", "--exchange", "XNYS", "--timeframe", "1d")
+    assert result.returncode == 0, result.stderr
+    assert _table(engine, "SELECT source_row, raw_ts, reason FROM rejected_candles ORDER BY source_row") == [
+        (2, None, "unparsable_date"), (4, None, "unparsable_date")]
