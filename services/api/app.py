@@ -15,6 +15,7 @@ from services.api.openapi import openapi_routes
 from services.api.routes.analysis import analysis_routes
 from services.api.routes.deps import EXTENSION_KEY, ApiDeps
 from services.api.routes.health import health_routes
+from services.api.routes.imports import import_routes
 from services.api.routes.instruments import instrument_routes
 from services.api.routes.read import read_routes
 from services.api.routes.runs import run_routes
@@ -52,6 +53,6 @@ def create_app(settings: Settings | None = None, celery: Celery | None = None,
     install_security_headers(app)
     guard_reads(app)
     for blueprint in (trigger_routes, read_routes, analysis_routes, instrument_routes, run_routes, health_routes,
-                      openapi_routes, schedule_routes):
+                      openapi_routes, schedule_routes, import_routes):
         app.register_blueprint(blueprint)
     return app

@@ -14,12 +14,13 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from services.api.auth import is_guarded
 from services.api.formats import CSV_MEDIA_TYPE
+from services.api.imports_openapi import IMPORT_OPERATIONS, IMPORT_SCHEMAS
 from services.api.instruments_openapi import INSTRUMENT_OPERATIONS, INSTRUMENT_SCHEMAS
 from services.api.query import NoParameters, query_model_of, query_parameters, with_query
 from services.api.routes.deps import EXTENSION_KEY
 from services.api.schedules_openapi import SCHEDULE_OPERATIONS, SCHEDULE_SCHEMAS, SCHEDULE_TAG
 from services.core.models import INDICATOR_COLUMNS
-from services.core.pipeline.runs import KINDS, RUN_STATES
+from services.core.pipeline.runs import KINDS, RUN_KINDS, RUN_STATES
 
 __all__ = ["openapi_document", "openapi_routes"]
 
@@ -74,8 +75,8 @@ _SCHEMAS = {
             "status": {"type": "string", "enum": ["success"]}, "message": _STRING,
             "task_id": {"type": "string", "description": "The run id; poll it at GET /api/manual-update/"},
             "task_type": {"type": "string", "enum": list(KINDS)},
-            "scope": {"type": "object", "description": "symbol, timeframe, since, until (strings); days, hours, "
-                                                       "bars (integers)"},
+            "scope": {"type": "object", "description": "exchange, symbol, timeframe, since, until (strings); days, "
+                                                       "hours, bars (integers)"},
             "duplicate": {"type": "boolean", "description": "true: an identical run was already running"},
             "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "9 most urgent"},
             "scheduled_for": {"type": "string", "format": "date-time",
@@ -93,7 +94,9 @@ _SCHEMAS = {
     "RunStatus": {
         "type": "object", "required": ["task_id", "status", "ready", "successful", "result", "error"],
         "properties": {
-            "task_id": _STRING, "task_type": {"type": "string", "enum": list(KINDS)},
+            "task_id": _STRING,
+            "task_type": {"type": "string", "enum": list(RUN_KINDS),
+                          "description": "A pipeline run's kind, or import (POST /api/imports, candleflow import)"},
             "scope": {"type": "object"}, "status": {"type": "string", "enum": list(RUN_STATES)},
             "ready": {"type": "boolean",
                       "description": "The run has finished (SUCCESS, PARTIAL, FAILURE or CANCELLED)"},
@@ -186,6 +189,7 @@ _SCHEMAS = {
     },
     **SCHEDULE_SCHEMAS,
     **INSTRUMENT_SCHEMAS,
+    **IMPORT_SCHEMAS,
 }
 
 # Per endpoint (blueprint.view): what the url_map cannot say. 400 and 401 are added from the view itself.
@@ -280,6 +284,7 @@ _OPERATIONS: dict[str, dict] = {
     },
     **SCHEDULE_OPERATIONS,
     **INSTRUMENT_OPERATIONS,
+    **IMPORT_OPERATIONS,
 }
 
 

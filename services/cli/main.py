@@ -1,5 +1,5 @@
-"""The `candleflow` console script: migrate, backfill, sync, repair, runs, schedule, instruments, markets, status,
-check-secrets, run-local."""
+"""The `candleflow` console script: migrate, backfill, sync, repair, import, runs, schedule, instruments, markets,
+status, check-secrets, run-local."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from services.cli.imports import register_import_command
 from services.cli.instruments import register_universe_commands
 from services.cli.runs import add_runs_parser, runs_command
 from services.cli.schedules import register_schedule_commands
@@ -209,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
                         add_help=False)
     register_schedule_commands(commands)
     register_universe_commands(commands)
+    register_import_command(commands)
     return parser
 
 

@@ -120,15 +120,15 @@ def _start(args: argparse.Namespace, celery, client, engine) -> int:
 
 def _list(args: argparse.Namespace, engine) -> int:
     from services.core.pipeline.records import read_runs
-    from services.core.pipeline.runs import KINDS, RUN_STATES, run_summary
+    from services.core.pipeline.runs import RUN_KINDS, RUN_STATES, run_summary
     from services.core.timeparse import parse_instant
     from services.core.venues import venue
 
     state = args.state.upper() if args.state else None
     if state is not None and state not in RUN_STATES:
         raise ValueError(f"unknown state {args.state!r}; valid: {', '.join(RUN_STATES)}")
-    if args.kind is not None and args.kind not in KINDS:
-        raise ValueError(f"unknown kind {args.kind!r}; valid: {', '.join(KINDS)}")
+    if args.kind is not None and args.kind not in RUN_KINDS:
+        raise ValueError(f"unknown kind {args.kind!r}; valid: {', '.join(RUN_KINDS)}")
     if not 1 <= args.limit <= 500:
         raise ValueError(f"--limit must be from 1 to 500, got {args.limit}")
     if args.exchange is not None:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # One message reserved per process: a long batch never holds back others a free process could run.
     worker_prefetch_multiplier: int = Field(1, gt=0)
     worker_pool: str = "prefork"
+    # The largest file POST /api/imports takes (413 beyond): it waits in Postgres for the ingest
+    # worker, which reads it whole into memory. Bigger files: candleflow import on the host.
+    import_max_bytes: int = Field(64 * 1024 * 1024, gt=0, le=1024 * 1024 * 1024)
     # Run kind → hard time limit (s) of its stage tasks, merged over these defaults; a kind not
     # named takes TASK_TIME_LIMIT_S. A backfill walks months of bars at the exchange's rate limit.
     task_time_limits: dict[str, StrictInt] = Field(default_factory=lambda: dict(DEFAULT_TASK_TIME_LIMITS),

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -38,6 +39,7 @@ __all__ = [
     "StageWatermark",
     "PipelineStageResult",
     "ScheduleChange",
+    "ImportUpload",
     "INDICATOR_COLUMNS",
 ]
 
@@ -143,7 +145,7 @@ class RejectedCandle(Base):
     __table_args__ = (
         Index(
             "uq_rejected_candles_row",
-            "instrument_id", "timeframe", "raw_ts", "reason",
+            "instrument_id", "timeframe", "raw_ts", "reason", "source_file", "source_row",
             unique=True, postgresql_nulls_not_distinct=True,
         ),
     )
@@ -156,6 +158,9 @@ class RejectedCandle(Base):
     reason: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
     rejected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    # An imported row: the file's name and the row's number in it (1 = the first row after the header).
+    source_file: Mapped[str | None] = mapped_column(String(255))
+    source_row: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PipelineRun(Base):
@@ -293,3 +298,15 @@ class ScheduleChange(Base):
     action: Mapped[str] = mapped_column(String(16))
     before: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     after: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+
+
+class ImportUpload(Base):
+    """A file POST /api/imports accepted, held until the ingest worker has imported it (then deleted)."""
+
+    __tablename__ = "import_uploads"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    options: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)

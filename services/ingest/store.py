@@ -241,13 +241,14 @@ def store_rejections(conn: Connection, instrument_id: int, timeframe: str, rejec
         return 0
     return conn.execute(
         text("""
-            INSERT INTO rejected_candles (instrument_id, timeframe, raw_ts, raw, reason, detail)
-            VALUES (:i, :tf, :raw_ts, CAST(:raw AS jsonb), :reason, :detail)
-            ON CONFLICT (instrument_id, timeframe, raw_ts, reason) DO NOTHING
+            INSERT INTO rejected_candles (instrument_id, timeframe, raw_ts, raw, reason, detail, source_file,
+                                          source_row)
+            VALUES (:i, :tf, :raw_ts, CAST(:raw AS jsonb), :reason, :detail, :file, :row)
+            ON CONFLICT (instrument_id, timeframe, raw_ts, reason, source_file, source_row) DO NOTHING
         """),
         [
             {"i": instrument_id, "tf": timeframe, "raw_ts": r.raw_ts, "raw": json.dumps(r.raw),
-             "reason": r.reason, "detail": r.detail}
+             "reason": r.reason, "detail": r.detail, "file": r.source_file, "row": r.source_row}
             for r in rejections
         ],
     ).rowcount

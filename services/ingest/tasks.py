@@ -12,6 +12,7 @@ from services.core.pipeline.chain import per_instrument, register_stage
 from services.core.store.instruments import active_universe
 from services.core.timeparse import parse_instant_ms
 from services.ingest import fetching, market_sync, store
+from services.ingest import imports as _imports  # noqa: F401 - registers ingest.import_file (API uploads)
 from services.ingest.context import IngestContext, worker_context
 
 __all__ = ["sync_instrument", "sync_all", "sync_markets_task", "backfill_range", "repair_failed_windows",

@@ -21,6 +21,8 @@ REJECTION_REASONS = (
     "future_timestamp",
     "duplicate_timestamp",
     "out_of_order",
+    "unparsable_date",   # imports: a date cell no layout rule reads
+    "non_session",       # imports: a daily bar of a MIC venue on a day it did not trade (holiday, weekend)
 )
 
 
@@ -32,6 +34,9 @@ class Rejection:
     raw_ts: int | None
     reason: str
     detail: str
+    # Where an imported row came from: the file's name and its row (1 = the first after the header).
+    source_file: str | None = None
+    source_row: int | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ OWNERS = {
     "signals": "signals/generation.py",
     "schedule_changes": "core/store/schedule_changes.py",
     "markets": "core/store/markets.py",
+    "import_uploads": "core/store/uploads.py",
 }
 _WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+([a-z_]+)\b"
                     r"|copy_upsert\(\s*\w+,\s*\"([a-z_]+)\"")

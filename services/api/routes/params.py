@@ -12,7 +12,15 @@ from pydantic_core import PydanticCustomError
 from services.api.formats import FORMATS
 from services.api.query import QueryModel, pattern
 from services.core.config import get_settings
-from services.core.pipeline.runs import KINDS, MAX_DELAY_S, RUN_STATES, RunRequest, start_time, validate_request
+from services.core.pipeline.runs import (
+    KINDS,
+    MAX_DELAY_S,
+    RUN_KINDS,
+    RUN_STATES,
+    RunRequest,
+    start_time,
+    validate_request,
+)
 from services.core.pipeline.scopes import RELATIVE_LIMITS
 from services.core.priority import DEFAULT_PRIORITY, PRIORITIES
 from services.core.store.analysis_reads import INDICATOR_FIELDS
@@ -144,7 +152,7 @@ Countdown = Annotated[int, Field(ge=1, le=MAX_DELAY_S, description=f"Start the r
                                  f"(1 to {MAX_DELAY_S}); it is SCHEDULED until then. Not with eta."),
                       BeforeValidator(_whole_number)]
 RunState = Annotated[Literal[RUN_STATES], BeforeValidator(lambda value: value.upper())]  # any case
-RunKind = Literal[KINDS]
+RunKind = Literal[RUN_KINDS]  # a listing filter: imports too
 Format = Annotated[Literal[FORMATS], Field(FORMATS[0], description="json, or csv: a text/csv attachment with a "
                                            "header row, for spreadsheets and pandas. Errors are JSON either way.")]
 _FIELD_NAME = f"(?:{'|'.join(INDICATOR_FIELDS)})"

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from services.core import keys
 from services.core.config import get_settings
+from services.core.imports import RUN_KIND as IMPORT_KIND
 from services.core.pipeline.records import insert_scheduled_run, read_run, read_stage_progress
 from services.core.pipeline.scopes import RELATIVE, RELATIVE_LIMITS, ScopeError, canonical_symbols, canonical_timeframes
 from services.core.pipeline.stages import KIND_STAGES, KINDS, STAGES
@@ -20,11 +21,13 @@ from services.core.priority import DEFAULT_PRIORITY, broker_priority
 from services.core.timeparse import canonical_instant, iso_utc, parse_instant_ms
 from services.core.venues import UnknownVenue, venue
 
-__all__ = ["KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "SCOPE_FIELDS", "MAX_DELAY_S", "RunRequest",
-           "InvalidRunRequest", "validate_request", "start_time", "claim_run", "submit_run", "schedule_run",
-           "request_of", "release_run",
-           "queued_run", "run_status", "run_summary", "cancelled_outcome", "stage_task_id"]
+__all__ = ["KINDS", "RUN_KINDS", "KIND_STAGES", "RUN_STATES", "FINISHED_STATES", "SCOPE_FIELDS", "MAX_DELAY_S",
+           "RunRequest", "InvalidRunRequest", "validate_request", "start_time", "claim_run", "submit_run",
+           "schedule_run", "request_of", "release_run", "queued_run", "run_status", "run_summary",
+           "cancelled_outcome", "stage_task_id"]
 
+# Every kind a run's row can have: the kinds one may start, and imports (started by a file, not a trigger).
+RUN_KINDS = (*KINDS, IMPORT_KIND)
 # SCHEDULED: delayed, its start not yet due; PENDING: queued; STARTED: its stages are running.
 RUN_STATES = ("SCHEDULED", "PENDING", "STARTED", "SUCCESS", "PARTIAL", "FAILURE", "CANCELLED")
 FINISHED_STATES = ("SUCCESS", "PARTIAL", "FAILURE", "CANCELLED")

@@ -13,8 +13,8 @@ __all__ = ["SOURCES", "UnknownInstrument", "ensure_instrument", "find_instrument
            "change_instrument", "active_universe", "mark_market_gone", "instrument_view"]
 
 # Where an instrument came from: SYMBOLS at migrate, the API or the CLI, the market sync's
-# MARKETS_AUTO_ADD rule, or an ingest before the universe existed (migration 0008).
-SOURCES = ("config", "api", "cli", "market-sync", "ingest")
+# MARKETS_AUTO_ADD rule, an ingest before the universe existed (migration 0008), or a file import.
+SOURCES = ("config", "api", "cli", "market-sync", "ingest", "import")
 _COLUMNS = "id, exchange, symbol, timeframes, active, source, added_at, retired_at, market_gone_at"
 
 

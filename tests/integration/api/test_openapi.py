@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from services.api.openapi import openapi_document
@@ -21,6 +23,17 @@ _EITHER = {"eta": "countdown", "days": "since", "hours": "since", "bars": "since
 # A valid JSON body for each route that takes one, by operationId.
 _BODIES = {"addSchedule": {"name": "openapi-probe", "task": "all", "every": 60}, "changeSchedule": {"priority": 5},
            "addInstrument": {"symbol": "ETH/USD"}, "changeInstrument": {"active": True}}
+# A valid multipart form for each route that takes an upload, by operationId.
+_FORMS = {"startImport": lambda: {"exchange": "XNYS", "timeframe": "1d", "symbol": "MSFT",
+                                  "file": (io.BytesIO(b"Date,Open,High,Low,Close,Volume\n"), "f.csv")}}
+
+
+def _body(operation: dict) -> dict:
+    if "requestBody" not in operation:
+        return {}
+    if operation["operationId"] in _FORMS:
+        return {"data": _FORMS[operation["operationId"]](), "content_type": "multipart/form-data"}
+    return {"json": _BODIES[operation["operationId"]]}
 
 
 def test_every_route_accepts_all_its_documented_parameters_at_once(api, client, engine):
@@ -36,7 +49,7 @@ def test_every_route_accepts_all_its_documented_parameters_at_once(api, client, 
                      if parameter["in"] == "query" and parameter["name"] not in _EITHER]
             query = "&".join(f"{name}={_SAMPLES[name]}" for name in names)
             url = path.format(**{p["name"]: _SAMPLES[p["name"]] for p in parameters if p["in"] == "path"})
-            body = {"json": _BODIES[operation["operationId"]]} if "requestBody" in operation else {}
+            body = _body(operation)
             response = client.open(f"{url}?{query}", method=method.upper(), headers=AUTH, **body)
             assert response.status_code != 400, (method, path, response.get_json())
             sent += len(names)

@@ -1,0 +1,1 @@
+"""The file source: CSV (optionally gzipped) and Parquet candle files read, validated and stored like fetched ones."""
