@@ -1,4 +1,4 @@
-"""Workers on two hosts (network namespaces) that reach Redis and Postgres only over their veth links run one pipeline."""
+"""Workers on two hosts (network namespaces) reaching Redis and Postgres only over veth links run one pipeline."""
 
 from __future__ import annotations
 
