@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Host", "network_hosts", "on_host"]
+__all__ = ["Host", "network_hosts", "on_host", "namespaces"]
 
 # Private addresses no other test uses: host i is 10.231.i.2, this machine's end of its link 10.231.i.1.
 SUBNET = "10.231"
@@ -16,12 +16,13 @@ SUBNET = "10.231"
 
 @dataclass(frozen=True)
 class Host:
-    """One simulated machine: its namespace and hostname, its own address, and this machine's address
-    on its link (the only address it can reach: no default route, no loopback shared with us)."""
+    """One simulated machine: its namespace and hostname, its own address, and this machine's end of
+    its link, by name and address (the only address it can reach: no default route, and a loopback of its own)."""
 
     name: str
     namespace: str
     address: str
+    link: str
     gateway: str
 
 
@@ -31,17 +32,14 @@ def _ip(*args: str) -> None:
         raise RuntimeError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-def _remove(host: Host, link: str) -> None:
-    # Deleting the namespace destroys the veth inside it and, with it, its peer here; the link is
-    # deleted by name as well in case setup stopped before it moved the peer in.
-    subprocess.run(["ip", "netns", "delete", host.namespace], capture_output=True)
-    subprocess.run(["ip", "link", "delete", link], capture_output=True)
-
-
-def _add(host: Host, link: str) -> None:
-    inside = f"{link}p"
+def _add(host: Host, cleanup: ExitStack) -> None:
+    """Make `host`; each step that succeeded is undone by `cleanup`, and nothing this call did not make."""
+    link, inside = host.link, f"{host.link}p"
     _ip("netns", "add", host.namespace)
+    cleanup.callback(subprocess.run, ["ip", "netns", "delete", host.namespace], capture_output=True)
     _ip("link", "add", link, "type", "veth", "peer", "name", inside)
+    # Deleting either end of a veth pair deletes both, wherever the other end is.
+    cleanup.callback(subprocess.run, ["ip", "link", "delete", link], capture_output=True)
     _ip("link", "set", inside, "netns", host.namespace)
     _ip("addr", "add", f"{host.gateway}/30", "dev", link)
     _ip("link", "set", link, "up")
@@ -54,13 +52,11 @@ def _add(host: Host, link: str) -> None:
 def network_hosts(names: tuple[str, ...]) -> Iterator[list[Host]]:
     """One namespace per name, linked to this machine; all removed on the way out, whatever happened."""
     tag = os.getpid() % 100_000  # interface names are at most 15 characters
-    hosts = [Host(name, f"cf-{name}-{tag}", f"{SUBNET}.{i}.2", f"{SUBNET}.{i}.1")
+    hosts = [Host(name, f"cf-{name}-{tag}", f"{SUBNET}.{i}.2", f"cfv{i}-{tag}", f"{SUBNET}.{i}.1")
              for i, name in enumerate(names, start=1)]
     with ExitStack() as cleanup:
-        for i, host in enumerate(hosts, start=1):
-            link = f"cfv{i}-{tag}"
-            cleanup.callback(_remove, host, link)
-            _add(host, link)
+        for host in hosts:
+            _add(host, cleanup)
         yield hosts
 
 
@@ -69,3 +65,9 @@ def on_host(host: Host, argv: list[str]) -> list[str]:
     as a worker on another machine would be named."""
     return ["ip", "netns", "exec", host.namespace, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"',
             host.name, *argv]
+
+
+def namespaces() -> set[str]:
+    """The names of the network namespaces that exist now."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in listed.splitlines() if line.strip()}
