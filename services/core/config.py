@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     # named takes TASK_TIME_LIMIT_S. A backfill walks months of bars at the exchange's rate limit.
     task_time_limits: dict[str, StrictInt] = Field(default_factory=lambda: dict(DEFAULT_TASK_TIME_LIMITS),
                                                    description="JSON: run kind → seconds, e.g. {\"backfill\": 7200}")
+    # --- Postgres connections of each process (docs/scaling.md, "Connection budget"): a process keeps
+    # up to DB_POOL_SIZE connections open and opens up to DB_MAX_OVERFLOW more while they are all busy,
+    # so N hosts × processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW) must stay under max_connections.
+    db_pool_size: int = Field(5, ge=1, le=100)
+    db_max_overflow: int = Field(5, ge=0, le=100)
 
     @field_validator("worker_pool")
     @classmethod

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.core.config import get_settings
 
-__all__ = ["engine_for", "get_engine", "forget_engines_after_fork", "each_in_savepoint"]
+__all__ = ["engine_for", "get_engine", "forget_engines_after_fork", "each_in_savepoint", "connection_budget"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -22,10 +22,25 @@ _ENGINES: dict[str, Engine] = {}
 def engine_for(url: str) -> Engine:
     """A pooled engine for `url`; pre-ping so a restarted Postgres costs one retry, not a crash."""
     if url not in _ENGINES:
+        settings = get_settings()
         # A host that drops packets must fail a health check in seconds, not hang it.
-        _ENGINES[url] = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                                      connect_args={"connect_timeout": 5})
+        _ENGINES[url] = create_engine(url, pool_pre_ping=True, pool_size=settings.db_pool_size,
+                                      max_overflow=settings.db_max_overflow, connect_args={"connect_timeout": 5})
     return _ENGINES[url]
+
+
+def connection_budget(hosts: int, processes_per_host: int, pool_size: int, max_overflow: int) -> int:
+    """The most Postgres connections the processes can hold: hosts × processes × (pool + overflow).
+
+    Each process has its own pool (a prefork child too: pools are not shared across a fork), and a
+    pool never holds more than pool_size + max_overflow connections; docs/scaling.md sets this
+    against Postgres' max_connections.
+    """
+    for name, value in (("hosts", hosts), ("processes_per_host", processes_per_host), ("pool_size", pool_size),
+                        ("max_overflow", max_overflow)):
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, got {value}")
+    return hosts * processes_per_host * (pool_size + max_overflow)
 
 
 def forget_engines_after_fork() -> None:

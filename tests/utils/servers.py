@@ -23,14 +23,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
-    """Block until something accepts connections on `port`; fail loudly if it never does."""
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None,
+                  host: str = "127.0.0.1") -> None:
+    """Block until something accepts connections on `host`:`port`; fail loudly if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server on port {port} exited with {process.returncode}")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
@@ -78,19 +79,22 @@ def restartable_redis() -> Iterator[RestartableRedis]:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """A real redis-server with the production persistence/eviction settings; yields its URL."""
+def redis_server(addresses: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[str]:
+    """A real redis-server with the production persistence/eviction settings, listening on `addresses`;
+    yields its URL on the first."""
     binary = _redis_binary()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="cf-redis-") as workdir:
+        # Protected mode would refuse the clients on any address but loopback; these addresses are
+        # the suite's own (loopback, or the veth links of tests/hosts' namespaces).
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+            [binary, "--port", str(port), "--bind", *addresses, "--protected-mode", "no", "--dir", workdir,
              "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_port(port, process=process)
-            yield f"redis://127.0.0.1:{port}/0"
+            wait_for_port(port, process=process, host=addresses[0])
+            yield f"redis://{addresses[0]}:{port}/0"
         finally:
             process.terminate()
             process.wait(10)
@@ -111,8 +115,9 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """A real PostgreSQL cluster in a temp dir; yields a SQLAlchemy URL for db `candleflow`."""
+def postgres_server(addresses: tuple[str, ...] = ("127.0.0.1",), clients: tuple[str, ...] = ()) -> Iterator[str]:
+    """A real PostgreSQL cluster in a temp dir, listening on `addresses` and trusting local connections and
+    those from the networks `clients` (CIDR); yields a SQLAlchemy URL for db `candleflow` on the first address."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="cf-pg-"))
     data = workdir / "data"
@@ -123,7 +128,9 @@ def postgres_server() -> Iterator[str]:
         _as_postgres_user([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "candleflow", "--no-sync"]),
         check=True, stdout=subprocess.DEVNULL,
     )
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    with open(data / "pg_hba.conf", "a") as hba:
+        hba.writelines(f"host all all {network} trust\n" for network in clients)
+    options = f"-p {port} -k {workdir} -c listen_addresses={','.join(addresses)} -c fsync=off -c max_connections=200"
     subprocess.run(
         _as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"),
                            "-w", "start"]),
@@ -131,11 +138,11 @@ def postgres_server() -> Iterator[str]:
     )
     try:
         subprocess.run(
-            _as_postgres_user([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "candleflow",
+            _as_postgres_user([_pg_bin("createdb"), "-h", addresses[0], "-p", str(port), "-U", "candleflow",
                                "candleflow"]),
             check=True,
         )
-        yield f"postgresql+psycopg2://candleflow@127.0.0.1:{port}/candleflow"
+        yield f"postgresql+psycopg2://candleflow@{addresses[0]}:{port}/candleflow"
     finally:
         subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
