@@ -133,6 +133,18 @@ class SentinelGroup:
             time.sleep(0.2)
         raise RuntimeError(f"replica not in sync after {timeout}s; logs in {self.workdir}")
 
+    def wait_until_caught_up(self, timeout: float = 30.0) -> None:
+        """Until the replica has applied every write the master took (replication is asynchronous)."""
+        master = redis.Redis(port=self.ports["master"], socket_timeout=2)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = master.info("replication")
+            replica = info.get("slave0") or {}
+            if replica.get("offset") == info["master_repl_offset"]:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"replica still behind after {timeout}s")
+
     def kill_master(self, timeout: float = 60.0) -> int:
         """SIGKILL the master (no goodbye to anyone) and wait for the sentinels to promote the replica;
         the new master's port."""
