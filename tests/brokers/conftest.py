@@ -10,6 +10,7 @@ from services.core.celery_app import TASK_ROUTES, task_queues
 from tests.brokers.servers import SENTINEL_MASTER, rabbitmq_server, sentinel_group
 from tests.utils.stack import LocalStack
 
+
 def broker_env(broker_url: str, sentinel_master: str = "") -> dict[str, str]:
     """The settings that move the Celery broker (and, on Sentinel, the results) off REDIS_URL."""
     env = {"BROKER_URL": broker_url}

@@ -27,11 +27,23 @@ RABBITMQ_BOOT_S = 120
 class RabbitMQ:
     """A started node: its AMQP URL, its management API (when asked for), its log."""
 
-    def __init__(self, url: str, management_url: str | None, log: Path) -> None:
-        self.url, self.management_url, self.log_path = url, management_url, log
+    def __init__(self, url: str, management_url: str | None, log: Path, process: subprocess.Popen) -> None:
+        self.url, self.management_url, self.log_path, self.process = url, management_url, log, process
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the node's processes have used so far, from /proc (bench/broker_depth.py)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[2]) == self.process.pid:  # the process group start_new_session made
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -61,7 +73,7 @@ def rabbitmq_server(management: bool = False) -> Iterator[RabbitMQ]:
         if management:
             wait_for_port(management_port, RABBITMQ_BOOT_S, process)
         yield RabbitMQ(f"amqp://guest:guest@127.0.0.1:{port}//",
-                       f"http://127.0.0.1:{management_port}" if management else None, log)
+                       f"http://127.0.0.1:{management_port}" if management else None, log, process)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

@@ -87,3 +87,14 @@ def test_rabbitmq_candleflow_status_exits_1_naming_the_broker_when_it_is_away(st
     env = {**stack.env, "BROKER_URL": "amqp://guest:guest@127.0.0.1:1//"}
     shown = subprocess.run([CANDLEFLOW, "status"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 1 and "broker at 127.0.0.1:1" in shown.stderr, shown.stderr
+
+
+def test_rabbitmq_quorum_queues_refuse_priorities_in_the_version_debian_ships(rabbitmq):
+    # Why candleflow declares classic queues (docs/adr/0027-brokers.md): RabbitMQ 3.x quorum queues take no
+    # x-max-priority (4.0 added two-level priorities). When Debian ships 4.x this fails: revisit the ADR.
+    with Connection(rabbitmq.url) as connection:
+        version = connection.default_channel.connection.server_properties["version"]
+        with pytest.raises(PreconditionFailed, match="invalid arg 'x-max-priority'"):
+            connection.channel().queue_declare("quorum-probe", durable=True, auto_delete=False,
+                                               arguments={"x-queue-type": "quorum", "x-max-priority": 9})
+    assert version.startswith("3."), version
