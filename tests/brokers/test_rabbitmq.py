@@ -15,7 +15,7 @@ from amqp.exceptions import PreconditionFailed
 from kombu import Connection
 
 from services.core.brokers import queue_depths_amqp
-from tests.brokers.conftest import BrokerStack
+from tests.brokers.stack import BrokerStack
 from tests.utils.rows import STAGE_ROWS, one_row
 from tests.utils.waiting import wait_until
 from tests.utils.workers import ROOT

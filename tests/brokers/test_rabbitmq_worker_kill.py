@@ -13,7 +13,7 @@ from sqlalchemy import text
 from services.core.brokers import queue_depths_amqp
 from services.core.store.instruments import seed_instruments
 from services.exchange_sim.server import running_simulator
-from tests.brokers.conftest import control_app
+from tests.brokers.stack import control_app
 from tests.utils.waiting import wait_until
 from tests.utils.workers import running_worker
 

@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from services.core.brokers import broker_redis
-from tests.brokers.conftest import SENTINEL_MASTER, BrokerStack
-from tests.brokers.servers import sentinel_group
+from tests.brokers.servers import SENTINEL_MASTER, sentinel_group
+from tests.brokers.stack import BrokerStack
 from tests.utils.broker import queued
 from tests.utils.waiting import wait_until
 
