@@ -98,3 +98,4 @@ def test_rabbitmq_quorum_queues_refuse_priorities_in_the_version_debian_ships(ra
             connection.channel().queue_declare("quorum-probe", durable=True, auto_delete=False,
                                                arguments={"x-queue-type": "quorum", "x-max-priority": 9})
     assert version.startswith("3."), version
+
