@@ -16,7 +16,7 @@ import redis
 
 from tests.utils.servers import free_port, wait_for_port
 
-__all__ = ["RabbitMQ", "rabbitmq_server", "SentinelGroup", "sentinel_group", "SENTINEL_MASTER"]
+__all__ = ["RabbitMQ", "rabbitmq_server", "SentinelGroup", "sentinel_group", "SENTINEL_MASTER", "tls_redis_server"]
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 SENTINEL_MASTER = "cfmaster"
@@ -186,4 +186,38 @@ def sentinel_group(sentinels: int = 1) -> Iterator[SentinelGroup]:
         yield group
     finally:
         group.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _certificates(workdir: Path) -> None:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed (openssl), in `workdir`."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=workdir, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=candleflow-test-ca",
+            "-keyout", "ca.key", "-out", "ca.crt")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+            "-out", "server.csr")
+    (workdir / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", "san.cnf", "-out", "server.crt")
+
+
+@contextmanager
+def tls_redis_server() -> Iterator[str]:
+    """A redis-server that speaks TLS only; yields its rediss:// URL, verifying the server against the test CA."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="cf-redis-tls-"))
+    _certificates(workdir)
+    process = subprocess.Popen(
+        [_redis_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.crt",
+         "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process=process)
+        yield f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={workdir / 'ca.crt'}"
+    finally:
+        process.terminate()
+        process.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
