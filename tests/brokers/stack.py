@@ -3,12 +3,14 @@ while candleflow's own state stays in REDIS_URL."""
 
 from __future__ import annotations
 
+import urllib.request
+
 from celery import Celery
 
 from services.core.celery_app import TASK_ROUTES, task_queues
 from tests.utils.stack import LocalStack
 
-__all__ = ["broker_env", "control_app", "BrokerStack"]
+__all__ = ["broker_env", "control_app", "BrokerStack", "queue_metric"]
 
 def broker_env(broker_url: str, sentinel_master: str = "") -> dict[str, str]:
     """The settings that move the Celery broker (and, on Sentinel, the results) off REDIS_URL."""
@@ -34,3 +36,12 @@ class BrokerStack(LocalStack):
         super().__init__(redis_url, database_url, symbols, sim_now,
                          extra_env={**broker_env(broker_url, sentinel_master), **(extra_env or {})})
         self.control = control_app(broker_url, sentinel_master)
+
+
+def queue_metric(port: int, name: str, queue: str) -> float | None:
+    """One queue's sample of metric `name` as the stack's exporter serves it now; None when left out."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(f'{name}{{queue="{queue}"}} '):
+                return float(line.split()[-1])
+    return None

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from amqp.exceptions import PreconditionFailed
 from kombu import Connection
 
 from services.core.brokers import queue_depths_amqp
-from tests.brokers.stack import BrokerStack
+from tests.brokers.stack import BrokerStack, queue_metric
 from tests.utils.rows import STAGE_ROWS, one_row
 from tests.utils.waiting import wait_until
 from tests.utils.workers import ROOT
@@ -54,14 +53,6 @@ def test_rabbitmq_queues_are_classic_priority_queues(rabbitmq, stack):
                                               arguments={"x-max-priority": 5})
 
 
-def _metric(port: int, name: str, queue: str) -> float | None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(f'{name}{{queue="{queue}"}} '):
-                return float(line.split()[-1])
-    return None
-
-
 def test_rabbitmq_queue_depth_reaches_the_exporter_and_candleflow_status(rabbitmq, stack):
     stack.stop("worker-indicators", signal.SIGKILL)
     try:
@@ -69,9 +60,9 @@ def test_rabbitmq_queue_depth_reaches_the_exporter_and_candleflow_status(rabbitm
         with Connection(rabbitmq.url) as connection:
             wait_until(lambda: queue_depths_amqp(connection, ["indicators"])["indicators"][0] == 1,
                        "the batch's stage task to wait in the indicators queue", 60)
-        wait_until(lambda: _metric(stack.exporter_port, "candleflow_queue_depth", "indicators") == 1,
+        wait_until(lambda: queue_metric(stack.exporter_port, "candleflow_queue_depth", "indicators") == 1,
                    "the exporter to report it", 60, detail=lambda: stack.log("exporter"))
-        assert _metric(stack.exporter_port, "candleflow_queue_in_flight", "indicators") is None  # not known here
+        assert queue_metric(stack.exporter_port, "candleflow_queue_in_flight", "indicators") is None  # not known here
         shown = subprocess.run([CANDLEFLOW, "status", "--json"], env=stack.env, cwd=ROOT, capture_output=True,
                                text=True, timeout=120)
         assert shown.returncode == 0, shown.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from services.core.brokers import broker_redis
 from tests.brokers.servers import SENTINEL_MASTER, sentinel_group
-from tests.brokers.stack import BrokerStack
+from tests.brokers.stack import BrokerStack, queue_metric
 from tests.utils.broker import queued
 from tests.utils.waiting import wait_until
 
@@ -55,6 +55,10 @@ def test_sentinel_master_killed_mid_run_and_the_run_completes_after_failover(sta
     assert new_master == group.ports["replica"]
     promoted = broker_redis(group.url, SENTINEL_MASTER)
     assert queued(promoted, "indicators") == 1, "the waiting task survived on the promoted replica"
+    # The exporter follows the master too: it reads the waiting task from the promoted replica.
+    wait_until(lambda: queue_metric(stack.exporter_port, "candleflow_queue_depth", "indicators") == 1,
+               "the exporter to read the new master", 60,
+               detail=lambda: stack.log("exporter"))
     stack.start("worker-indicators")
     run = stack.wait_for_run(body["task_id"], timeout=240)
     assert run["status"] == "SUCCESS", run
