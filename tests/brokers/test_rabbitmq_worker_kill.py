@@ -7,9 +7,11 @@ import os
 import signal
 
 import pytest
+import redis
 from kombu import Connection
 from sqlalchemy import text
 
+from services.core import keys
 from services.core.brokers import queue_depths_amqp
 from services.core.store.instruments import seed_instruments
 from services.exchange_sim.server import running_simulator
@@ -53,6 +55,8 @@ def test_rabbitmq_redelivers_a_sigkilled_workers_task_at_once_and_the_run_comple
             sender.send_task("pipeline.start", args=["ohlc", {}], task_id=RUN_ID, queue="pipeline")
             wait_until(lambda: STAGE_TASK in _active(first), "the stage task to be running", 60, detail=first.log)
             assert _ready(rabbitmq.url, "ingest") == 0  # delivered, unacknowledged: not in the queue
+            # No holder recorded: nothing needs to find this worker dead on RabbitMQ.
+            assert not redis.Redis.from_url(redis_url).exists(keys.message_holder(STAGE_TASK))
             os.killpg(first.process.pid, signal.SIGKILL)
             first.process.wait(30)
         # Back in its queue by the broker alone, ready for any consumer (Redis would hold it unacked for

@@ -4,7 +4,11 @@ failover."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,11 +17,13 @@ from tests.brokers.servers import SENTINEL_MASTER, sentinel_group
 from tests.brokers.stack import BrokerStack, queue_metric
 from tests.utils.broker import queued
 from tests.utils.waiting import wait_until
+from tests.utils.workers import ROOT
 
 pytestmark = pytest.mark.integration
 
 SYMBOLS = ["BTC/USD", "ETH/USD"]
 SIM_NOW = "2024-03-01T00:30:00Z"
+CANDLEFLOW = str(Path(sys.executable).parent / "candleflow")
 
 
 @pytest.fixture(scope="module", params=[1, 3], ids=["one-sentinel", "three-sentinels"])
@@ -59,6 +65,11 @@ def test_sentinel_master_killed_mid_run_and_the_run_completes_after_failover(sta
     wait_until(lambda: queue_metric(stack.exporter_port, "candleflow_queue_depth", "indicators") == 1,
                "the exporter to read the new master", 60,
                detail=lambda: stack.log("exporter"))
+    shown = subprocess.run([CANDLEFLOW, "status", "--json"], env=stack.env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    waiting = {row["queue"]: row["waiting_by_priority"] for row in json.loads(shown.stdout)["queues"]}
+    assert waiting["indicators"] == {"5": 1}, "candleflow status reads the new master, per priority"
     stack.start("worker-indicators")
     run = stack.wait_for_run(body["task_id"], timeout=240)
     assert run["status"] == "SUCCESS", run
