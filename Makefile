@@ -4,11 +4,13 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit integration deps servers lock bench clean run-local
+.PHONY: test lint unit integration test-brokers deps servers lock bench clean run-local
 
-# Everything: lint, unit and integration suites, then the real docker compose stack (e2e, then its faults).
+# Everything: lint, unit and integration suites, the broker suite, then the real docker compose stack
+# (e2e, then its faults).
 test: deps servers lint
-	$(PY) -m pytest tests --ignore=tests/e2e --ignore=tests/faults
+	$(PY) -m pytest tests --ignore=tests/e2e --ignore=tests/faults --ignore=tests/brokers --ignore=tests/hosts
+	$(MAKE) test-brokers
 	$(MAKE) e2e
 	$(MAKE) faults
 
@@ -44,14 +46,23 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-# Real Redis and PostgreSQL binaries for the test suite (it starts its own servers),
-# and promtool (Debian's prometheus package) for the alert-rule tests.
+# The pipeline over each broker on real servers the suite starts (tests/brokers: RabbitMQ, Redis
+# Sentinel), and workers on many hosts (tests/hosts, when present).
+test-brokers: deps servers
+	$(PY) -m pytest tests/brokers $(wildcard tests/hosts)
+
+# Real Redis and PostgreSQL binaries for the test suite (it starts its own servers), promtool
+# (Debian's prometheus package) for the alert-rule tests, RabbitMQ and Redis Sentinel for the
+# broker suite, and iproute2 (`ip netns`, veth) for the multi-host test.
 servers:
 	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
-	  && command -v promtool >/dev/null \
-	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server postgresql prometheus)
+	  && command -v promtool >/dev/null && command -v redis-sentinel >/dev/null \
+	  && test -x /usr/lib/rabbitmq/bin/rabbitmq-server && command -v ip >/dev/null \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server postgresql \
+	      prometheus redis-sentinel rabbitmq-server iproute2)
 	@# The packages start system-wide services; the suite uses its own, so stop these.
-	@-for s in redis-server postgresql prometheus; do service $$s stop >/dev/null 2>&1; done; true
+	@-for s in redis-server postgresql prometheus redis-sentinel rabbitmq-server; do \
+	  service $$s stop >/dev/null 2>&1; done; true
 
 # Re-resolve the lock from pyproject's pins (run after changing dependencies).
 lock:

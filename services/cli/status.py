@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from services.cli.runs import format_table
+from services.core.brokers import broker_redis, queue_depths_amqp
 from services.core.config import get_settings
 from services.core.exceptions import CandleflowError
 from services.core.priority import PRIORITIES, PRIORITY_STEPS, priority_keys
@@ -42,7 +43,7 @@ DATA_AGE_SQL = """
 
 
 class StatusUnavailable(CandleflowError):
-    """Redis or Postgres did not answer; the message names which and where."""
+    """The broker or Postgres did not answer; the message names which and where."""
 
 
 def add_status_parser(commands: argparse._SubParsersAction) -> None:
@@ -84,15 +85,22 @@ def tasks_per_queue(replies: Mapping[str, Mapping | None], route: Callable[[str]
             for kind in TASK_LISTS}
 
 
-def queue_rows(queues: list[str], depths: Mapping[str, list[int]], tasks: Mapping[str, Counter],
+def _by_priority(depth: list[int] | int) -> dict[int, int]:
+    if isinstance(depth, int):  # RabbitMQ says how many messages wait, not at which priority
+        return {}
+    # A Redis queue's lengths follow PRIORITY_STEPS: step s holds the operator's priority 9 - s.
+    return {PRIORITIES[-1] - step: count for step, count in zip(PRIORITY_STEPS, depth, strict=True) if count}
+
+
+def queue_rows(queues: list[str], depths: Mapping[str, list[int] | int], tasks: Mapping[str, Counter],
                workers: list[dict]) -> list[dict]:
-    """Per queue: waiting messages (and per priority, 9 most urgent, those non-zero), tasks on workers, consumers."""
+    """Per queue: waiting messages (and per priority, 9 most urgent, those non-zero, where the broker says),
+    tasks on workers, consumers. A queue's depth is its lengths per priority step (Redis) or one total."""
     rows = []
     for queue in queues:
-        # depths[queue] follows PRIORITY_STEPS: step s holds the operator's priority 9 - s.
-        by_priority = {PRIORITIES[-1] - step: count for step, count in zip(PRIORITY_STEPS, depths[queue], strict=True)
-                       if count}
-        rows.append({"queue": queue, "waiting": sum(depths[queue]), "waiting_by_priority": by_priority,
+        depth = depths[queue]
+        rows.append({"queue": queue, "waiting": depth if isinstance(depth, int) else sum(depth),
+                     "waiting_by_priority": _by_priority(depth),
                      **{kind: tasks[kind][queue] for kind in TASK_LISTS},
                      "consumers": sum(queue in worker["queues"] for worker in workers)})
     return rows
@@ -161,31 +169,49 @@ def render(status: Mapping) -> str:
 
 
 def _where(url: str) -> str:
-    """host:port/database of a URL, without its credentials."""
-    parts = urlsplit(url)
+    """host:port/database of a URL (the first of a Sentinel list), without its credentials."""
+    parts = urlsplit(url.split(";")[0])
     return f"{parts.hostname}:{parts.port or ''}{parts.path}"
 
 
-def gather(celery, client, engine, timeout: float, now: datetime) -> dict:
-    """Everything the screen shows, read once; StatusUnavailable when Redis or Postgres does not answer."""
+def _broker_depths(celery, client, queues: list[str]) -> dict[str, list[int] | int]:
+    """Each queue's waiting messages: per priority list from the broker's Redis (`client`), or a passive
+    declare's total on RabbitMQ (`client` None); StatusUnavailable when the broker does not answer. Asked
+    first: the workers are asked over this same broker."""
     import redis
-    from sqlalchemy import text
-    from sqlalchemy.exc import OperationalError
 
-    settings = get_settings()
-    queues = [queue.name for queue in celery.amqp.queues.values()]
+    where = _where(get_settings().broker_url)
+    if client is None:
+        connection = celery.connection_for_read()
+        try:
+            return {queue: ready for queue, (ready, _consumers) in queue_depths_amqp(connection, queues).items()}
+        except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
+            raise StatusUnavailable(f"broker at {where} unreachable: {exc}") from None
+        finally:
+            connection.release()
     steps = (celery.conf.broker_transport_options or {}).get("priority_steps", PRIORITY_STEPS)
     try:
-        client.ping()  # first: the workers are asked over this same broker
+        client.ping()
         with client.pipeline(transaction=False) as pipe:
             for queue in queues:
                 for key in priority_keys(queue, steps):
                     pipe.llen(key)
             lengths = pipe.execute()
     except redis.exceptions.RedisError as exc:
-        raise StatusUnavailable(f"Redis at {_where(settings.redis_url)} unreachable: {exc}") from None
+        raise StatusUnavailable(f"Redis at {where} unreachable: {exc}") from None
     per_queue = len(lengths) // max(1, len(queues))
-    depths = {queue: lengths[i * per_queue:(i + 1) * per_queue] for i, queue in enumerate(queues)}
+    return {queue: lengths[i * per_queue:(i + 1) * per_queue] for i, queue in enumerate(queues)}
+
+
+def gather(celery, client, engine, timeout: float, now: datetime) -> dict:
+    """Everything the screen shows, read once; StatusUnavailable when the broker or Postgres does not answer.
+    `client`: the broker's Redis, or None on RabbitMQ."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    settings = get_settings()
+    queues = [queue.name for queue in celery.amqp.queues.values()]
+    depths = _broker_depths(celery, client, queues)
     try:
         with engine.connect() as conn:
             runs = [row._mapping for row in conn.execute(text(LAST_RUNS_SQL))]
@@ -209,9 +235,7 @@ def gather(celery, client, engine, timeout: float, now: datetime) -> dict:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    """Print the status once (exit 1 if Redis or Postgres is unreachable), or refresh it until Ctrl-C (exit 0)."""
-    import redis
-
+    """Print the status once (exit 1 if the broker or Postgres is unreachable), or refresh it until Ctrl-C (exit 0)."""
     from services.core.celery_app import app as celery
     from services.core.db import get_engine
 
@@ -220,7 +244,7 @@ def status_command(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = broker_redis(settings.broker_url, settings.broker_sentinel_master)  # None on RabbitMQ
     engine = get_engine()
 
     def screen() -> str:

@@ -10,12 +10,20 @@ from celery import Celery, Task
 from celery.signals import before_task_publish, celeryd_init, setup_logging, task_received, worker_process_init
 from kombu import Exchange, Queue
 
+from services.core.brokers import (
+    Broker,
+    backend_transport_options,
+    broker_of,
+    broker_transport_options,
+    queue_arguments,
+)
 from services.core.config import Settings, get_settings
 from services.core.logging import configure_logging
 from services.core.priority import DEFAULT_PRIORITY, PRIORITY_STEPS, broker_priority
 
 __all__ = ["app", "WORKER_QUEUES", "PIPELINE_QUEUE", "QUEUES", "TASK_ROUTES", "create_celery", "soft_time_limit",
-           "worker_conf", "visibility_timeout_s", "PUBLISH_RETRY_POLICY", "PUBLISH_RETRY_BOUND_S"]
+           "worker_conf", "visibility_timeout_s", "PUBLISH_RETRY_POLICY", "PUBLISH_RETRY_BOUND_S",
+           "configured_broker", "task_queues"]
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +102,24 @@ def visibility_timeout_s(settings: Settings) -> int:
     return 2 * max(settings.task_time_limit_s, *settings.task_time_limits.values())
 
 
+def configured_broker(settings: Settings | None = None) -> Broker:
+    """The kind of broker BROKER_URL names, with what it can and cannot do (services/core/brokers.py)."""
+    return broker_of((settings or get_settings()).broker_url)
+
+
+def task_queues(broker_url: str) -> list[Queue]:
+    """Each queue on its own exchange (publishing through one never copies into the others), declared
+    with the broker's arguments: a priority queue on RabbitMQ."""
+    return [Queue(name, Exchange(name), routing_key=name, queue_arguments=queue_arguments(broker_url) or None)
+            for name in QUEUES]
+
+
 def create_celery() -> Celery:
     """Build the app from settings; called once at import for the module-level `app`."""
     settings = get_settings()
-    celery = Celery("candleflow", broker=settings.redis_url, backend=settings.redis_url, task_cls=PatientTask)
+    celery = Celery("candleflow", broker=settings.broker_url, backend=settings.result_backend, task_cls=PatientTask)
     celery.conf.update(
-        # Each queue on its own exchange: publishing through one never copies into the others.
-        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
+        task_queues=task_queues(settings.broker_url),
         task_default_queue="ingest",
         task_routes=TASK_ROUTES,
         task_serializer="json",
@@ -132,12 +151,14 @@ def create_celery() -> Celery:
         result_backend_max_retries=60,
         result_backend_base_sleep_between_retries_ms=500,
         result_backend_max_sleep_between_retries_ms=PUBLISH_RETRY_POLICY["interval_max"] * 1000,
-        result_backend_transport_options={"retry_policy": PUBLISH_RETRY_POLICY},
-        # Priority steps are global across a worker's queues (kombu pops every queue's most urgent
-        # list first); within a level, queues are taken in the order the worker names them. A dead
-        # worker's messages do not wait out the visibility timeout: services/core/pipeline/orphans.py.
-        broker_transport_options={"visibility_timeout": visibility_timeout_s(settings),
-                                  "priority_steps": PRIORITY_STEPS, "queue_order_strategy": "priority"},
+        result_backend_transport_options=backend_transport_options(
+            settings.result_backend, sentinel_master=settings.broker_sentinel_master,
+            retry_policy=PUBLISH_RETRY_POLICY),
+        # On Redis, a dead worker's messages do not wait out the visibility timeout either:
+        # services/core/pipeline/orphans.py hands them back.
+        broker_transport_options=broker_transport_options(
+            settings.broker_url, sentinel_master=settings.broker_sentinel_master,
+            visibility_timeout_s=visibility_timeout_s(settings), priority_steps=PRIORITY_STEPS),
         # A message sent without a priority (maintenance, Flower) waits like a default run.
         task_default_priority=broker_priority(DEFAULT_PRIORITY),
         timezone=settings.timezone,
@@ -175,11 +196,12 @@ def _note_the_holder(sender: object = None, request: object = None, **_: object)
     # Which process holds this message, so the orphan sweeper can hand it back at once if the
     # process dies (services/core/pipeline/orphans.py); in the worker's main process, as it arrives.
     controller = getattr(sender, "controller", None)
-    if request is None or controller is None:
+    settings = get_settings()
+    # RabbitMQ hands a dead consumer's messages back by itself: nobody reads the holders there.
+    if request is None or controller is None or configured_broker(settings).redelivers_on_disconnect:
         return
     from services.core.holders import note_received
 
-    settings = get_settings()
     note_received(settings.redis_url, request.id, (request.hostname, os.getpid(), controller.startup_time.timestamp()),
                   visibility_timeout_s(settings))
 

@@ -10,6 +10,7 @@ from pydantic import Field, StrictInt, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.core.auto_add import AutoAddRule, parse_auto_add
+from services.core.brokers import check_broker_url, check_result_backend
 from services.core.exceptions import ConfigurationError
 from services.core.exchange_ids import ccxt_exchange_ids
 from services.core.secrets import url_password, weakness
@@ -37,7 +38,16 @@ class Settings(BaseSettings):
 
     environment: str = Field("dev", description="dev | test | prod; prod refuses placeholder secrets")
     database_url: str = "postgresql+psycopg2://candleflow:candleflow@localhost:5432/candleflow"
+    # candleflow's own state (de-duplication locks, rate limit, RedBeat, message holders) lives here,
+    # whatever the broker: BROKER_URL and RESULT_BACKEND default to it.
     redis_url: str = "redis://localhost:6379/0"
+    # The master's name in sentinel.conf, for a sentinel:// BROKER_URL or RESULT_BACKEND (declared
+    # before them: their check reads it).
+    broker_sentinel_master: str = ""
+    # The Celery broker: redis://, rediss://, sentinel://h1:26379;sentinel://h2:26379 or amqp:// (RabbitMQ).
+    broker_url: str | None = Field(None, validate_default=True)
+    # Task results and chord counters: a Redis, directly or by Sentinel.
+    result_backend: str | None = Field(None, validate_default=True)
     exchange: str = "kraken"
     exchange_api_url: str | None = None
     exchange_timeout_ms: int = Field(10_000, gt=0)
@@ -223,6 +233,21 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// or rediss:// URL")
         return value
 
+    @field_validator("broker_sentinel_master")
+    @classmethod
+    def _master_name(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("broker_url", "result_backend")
+    @classmethod
+    def _celery_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Unset: REDIS_URL, as before these settings existed (None if REDIS_URL itself was refused).
+        url = value or info.data.get("redis_url")
+        if url is None:
+            return None
+        check = check_broker_url if info.field_name == "broker_url" else check_result_backend
+        return check(url, info.data.get("broker_sentinel_master", ""))
+
     @field_validator("exchange")
     @classmethod
     def _exchange_known(cls, value: str) -> str:
@@ -255,6 +280,9 @@ class Settings(BaseSettings):
             *([("API_READ_TOKEN", self.api_read_token)] if self.api_read_token else []),
             ("the password in DATABASE_URL (POSTGRES_PASSWORD)", url_password(self.database_url)),
             ("the password in REDIS_URL (REDIS_PASSWORD)", url_password(self.redis_url)),
+            *[(f"the password in {name}", url_password(url)) for name, url in
+              (("BROKER_URL", self.broker_url), ("RESULT_BACKEND", self.result_backend))
+              if url != self.redis_url],
         ) if (reason := weakness(value)) is not None]
         if problems:
             raise ConfigurationError("weak secrets for production: " + "; ".join(problems)

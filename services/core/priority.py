@@ -28,9 +28,16 @@ def check_priority(value: object) -> int:
 
 
 def broker_priority(priority: int) -> int:
-    """The message priority to publish with: kombu's Redis transport pops its lowest number first."""
-    # Reversed here, once: the rest of the code, the API and the docs speak the operator's scale.
-    return PRIORITIES[-1] - check_priority(priority)
+    """The message priority to publish with, in the configured broker's order: kombu's Redis transport
+    pops its lowest number first, RabbitMQ delivers its highest first."""
+    from services.core.brokers import broker_of
+    from services.core.config import get_settings
+
+    # Reversed here, once, where the broker needs it: the rest of the code, the API and the docs
+    # speak the operator's scale.
+    if broker_of(get_settings().broker_url).lowest_priority_first:
+        return PRIORITIES[-1] - check_priority(priority)
+    return check_priority(priority)
 
 
 def priority_keys(queue: str, steps: Iterable[int] = PRIORITY_STEPS, sep: str = PRIORITY_SEP,

@@ -1,20 +1,23 @@
-"""Queue depth, in-flight messages and message ages, read straight from kombu's Redis keys."""
+"""Queue depth, in-flight messages and message ages: from kombu's Redis keys, or RabbitMQ's passive declares."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import redis
+from kombu import Connection
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from services.core.brokers import broker_of, queue_depths_amqp
 from services.core.priority import priority_keys
 from services.exporter.health import ScrapeHealth
 
-__all__ = ["QueueReading", "QueueProbe", "QueueCollector", "SENT_AT_HEADER"]
+__all__ = ["QueueReading", "QueueProbe", "AmqpQueueProbe", "QueueCollector", "SENT_AT_HEADER", "broker_probe"]
 
 # kombu's Redis transport keeps a queue's waiting messages in one list per priority step
 # (services/core/priority.py names them) and parks delivered-but-unacknowledged ones in a
@@ -30,7 +33,7 @@ class QueueReading:
     """One queue at one instant; times are Unix seconds, None where they cannot be known."""
 
     depth: int = 0
-    in_flight: int = 0
+    in_flight: int | None = 0  # None: the broker does not say (RabbitMQ's passive declare)
     oldest_sent_at: float | None = None
     oldest_delivered_at: float | None = None
 
@@ -114,6 +117,42 @@ class QueueProbe:
         return self._routing.get(routing_key, routing_key or "unknown")
 
 
+class AmqpQueueProbe:
+    """Reads every queue's ready messages on RabbitMQ with a passive declare each, over one kept connection.
+
+    A passive declare answers with the ready count only: in-flight messages and message ages are
+    not known this way (None), and the management API that knows them samples them every few
+    seconds at several times the cost (bench/broker_depth.py)."""
+
+    def __init__(self, connect: Callable[[], Connection], queues: Iterable[str]) -> None:
+        self._connect = connect
+        self._queues = list(queues)
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()  # scrapes may overlap; a kombu connection is not thread-safe
+
+    def read(self) -> tuple[dict[str, QueueReading], int | None]:
+        """(reading per queue, None: the broker's unacknowledged total is not known this way)."""
+        with self._lock:
+            if self._connection is None:
+                self._connection = self._connect()
+            try:
+                depths = queue_depths_amqp(self._connection, self._queues)
+            except Exception:
+                self._connection.release()  # reconnect on the next scrape rather than reuse a broken one
+                self._connection = None
+                raise
+        return {queue: QueueReading(depth=ready, in_flight=None) for queue, (ready, _consumers) in depths.items()}, None
+
+
+def broker_probe(app, broker_client: redis.Redis, **redis_options) -> QueueProbe | AmqpQueueProbe:
+    """The probe for the app's broker: passive declares on RabbitMQ, else kombu's keys read through
+    `broker_client` (the broker's Redis) with `redis_options`."""
+    queues = [queue.name for queue in app.amqp.queues.values()]
+    if broker_of(app.conf.broker_url).kind == "amqp":
+        return AmqpQueueProbe(app.connection_for_read, queues)
+    return QueueProbe(broker_client, queues, **redis_options)
+
+
 class QueueCollector:
     """Yields queue depth, in-flight counts and ages; every configured queue is always present."""
 
@@ -144,12 +183,15 @@ class QueueCollector:
                                           labels=["queue"])
         for queue, reading in sorted(readings.items()):
             depth.add_metric([queue], reading.depth)
-            in_flight.add_metric([queue], reading.in_flight)
+            if reading.in_flight is not None:
+                in_flight.add_metric([queue], reading.in_flight)
             if reading.oldest_sent_at is not None:
                 waiting_age.add_metric([queue], max(0.0, now - reading.oldest_sent_at))
             if reading.oldest_delivered_at is not None:
                 in_flight_age.add_metric([queue], max(0.0, now - reading.oldest_delivered_at))
-        unacked_total = GaugeMetricFamily("candleflow_broker_unacked_messages",
-                                          "All unacknowledged messages the broker holds (ETA tasks included)")
-        unacked_total.add_metric([], unacked)
-        yield from (depth, in_flight, waiting_age, in_flight_age, unacked_total)
+        yield from (depth, in_flight, waiting_age, in_flight_age)
+        if unacked is not None:
+            unacked_total = GaugeMetricFamily("candleflow_broker_unacked_messages",
+                                              "All unacknowledged messages the broker holds (ETA tasks included)")
+            unacked_total.add_metric([], unacked)
+            yield unacked_total

@@ -12,6 +12,7 @@ from prometheus_client.exposition import choose_encoder
 from sqlalchemy import Engine
 
 from services.core import keys
+from services.core.brokers import broker_redis
 from services.core.config import Settings, get_settings
 from services.exporter.beat import BeatCollector
 from services.exporter.event_stream import EventStream
@@ -20,7 +21,7 @@ from services.exporter.exposition import EMPTY, EOF, Chunk, metrics_app, render_
 from services.exporter.health import ScrapeHealth, ScrapeHealthCollector
 from services.exporter.pipeline import PipelineCollector, PipelineRefresher
 from services.exporter.pool_memory import PoolMemory, PoolMemoryCollector, memory_from_replies
-from services.exporter.queues import QueueCollector, QueueProbe
+from services.exporter.queues import QueueCollector, broker_probe
 from services.exporter.workers import InspectPoller, WorkerCollector, WorkerDirectory
 
 __all__ = ["Exporter", "queue_router"]
@@ -40,7 +41,8 @@ class Exporter:
     """Everything `python -m services.exporter` runs; tests build one against their own servers."""
 
     def __init__(self, app: Celery, redis_client: redis.Redis, engine: Engine,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, broker_client: redis.Redis | None = None) -> None:
+        # `broker_client`: the broker's Redis when it is not REDIS_URL's (Sentinel); unused on RabbitMQ.
         self.settings = settings or get_settings()
         queues = [queue.name for queue in app.amqp.queues.values()]
         transport = app.conf.broker_transport_options or {}
@@ -53,10 +55,10 @@ class Exporter:
                                     timeout=self.settings.exporter_inspect_timeout_s,
                                     record_memory=lambda replies: self.pool_memory.record(memory_from_replies(replies)))
         probe_options = {"priority_steps": transport["priority_steps"]} if "priority_steps" in transport else {}
-        probe = QueueProbe(redis_client, queues, key_prefix=transport.get("global_keyprefix", ""),
-                           routing={name: name for name in queues},
-                           unacked_parse_limit=self.settings.exporter_unacked_parse_limit,
-                           sent_time_of=self.tasks.sent_time_of, **probe_options)
+        probe = broker_probe(app, broker_client or redis_client, key_prefix=transport.get("global_keyprefix", ""),
+                             routing={name: name for name in queues},
+                             unacked_parse_limit=self.settings.exporter_unacked_parse_limit,
+                             sent_time_of=self.tasks.sent_time_of, **probe_options)
         self.pipeline = PipelineCollector(engine, self.health, query_timeout_ms=self.settings.exporter_query_timeout_ms,
                                           refresh_interval_s=self.settings.exporter_db_refresh_s)
         self.refresher = PipelineRefresher(self.pipeline) if self.settings.exporter_db_refresh_s else None
@@ -86,9 +88,11 @@ class Exporter:
 
         settings = get_settings()
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        broker = None if settings.broker_url == settings.redis_url else broker_redis(
+            settings.broker_url, settings.broker_sentinel_master)
         # The statement timeout is not the engine's: PipelineCollector sets it on each of its
         # transactions, so it holds for whatever engine a test or benchmark hands in too.
-        return cls(app, client, engine_for(settings.database_url), settings)
+        return cls(app, client, engine_for(settings.database_url), settings, broker_client=broker)
 
     def render(self, accept: str | None = None, names: list[str] | None = None) -> tuple[bytes, str]:
         """A scrape's body and content type for an Accept header (and `name[]` filter), as /metrics serves it."""

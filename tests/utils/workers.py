@@ -46,7 +46,8 @@ def running_worker(queue: str, redis_url: str, database_url: str, concurrency: i
         process = subprocess.Popen([str(ROOT / "compose" / "app" / "start-worker"), queue, str(concurrency)],
                                    env=environment, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    control = Celery(broker=redis_url, backend=redis_url)
+    # On the worker's broker: BROKER_URL when `env` moves it off REDIS_URL (tests/brokers).
+    control = Celery(broker=env.get("BROKER_URL", redis_url), backend=redis_url)
     hostname = f"{queue}@{socket.gethostname()}"
     try:
         wait_until(lambda: process.poll() is not None or control.control.ping(destination=[hostname], timeout=0.5),

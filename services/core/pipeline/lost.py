@@ -100,9 +100,11 @@ def _queued_suspects(client: redis.Redis, known: set[str], now: datetime) -> lis
     return suspects
 
 
-def fail_lost_runs(engine: Engine, client: redis.Redis, quiet_s: float, now: datetime | None = None) -> list[str]:
-    """Fail every lost run with "messages lost" and free its lock; their ids. The broker is read only when
-    some run has been quiet for `quiet_s`, so a healthy minute costs one query and one SCAN."""
+def fail_lost_runs(engine: Engine, client: redis.Redis, quiet_s: float, now: datetime | None = None,
+                   broker: redis.Redis | None = None) -> list[str]:
+    """Fail every lost run with "messages lost" and free its lock; their ids. The broker (`broker`, when
+    its Redis is not `client`'s) is read only when some run has been quiet for `quiet_s`, so a healthy
+    minute costs one query and one SCAN. A RabbitMQ broker cannot be read so: pipeline.find_lost skips."""
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
         rows = records.unfinished_runs(conn)
@@ -113,7 +115,8 @@ def fail_lost_runs(engine: Engine, client: redis.Redis, quiet_s: float, now: dat
         return []
     # Two reads: a message popped by a worker in the instant before kombu files it as unacked is in
     # neither place for that instant, but in the hash by the second read.
-    lost = lost_runs(suspects, run_ids_in_broker(client) | run_ids_in_broker(client), now, quiet_s)
+    broker = broker or client
+    lost = lost_runs(suspects, run_ids_in_broker(broker) | run_ids_in_broker(broker), now, quiet_s)
     failed = []
     for suspect in lost:
         error = {"instrument": "*", "stage": "pipeline",

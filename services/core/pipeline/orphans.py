@@ -73,10 +73,11 @@ def orphaned(held: Mapping[str, str], holders: Mapping[str, Holder], alive: Mapp
 
 
 def restore_orphans(celery: Celery, client: redis.Redis, grace_s: float, inspect_timeout_s: float = 2.0,
-                    now: float | None = None) -> list[str]:
-    """Hand the messages of dead workers back to their queues; the task ids handed back."""
+                    now: float | None = None, broker: redis.Redis | None = None) -> list[str]:
+    """Hand the messages of dead workers back to their queues; the task ids handed back. `client` holds
+    the holders (REDIS_URL), `broker` the messages when it is another Redis (Sentinel's master)."""
     now = time.time() if now is None else now
-    held = held_messages(client)
+    held = held_messages(broker or client)
     if not held:
         client.delete(keys.ORPHAN_SUSPECTS)
         return []

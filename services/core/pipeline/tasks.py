@@ -9,6 +9,7 @@ import redis
 from celery import chain, chord
 
 from services.core import keys
+from services.core.brokers import broker_redis
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
@@ -220,9 +221,14 @@ def find_lost() -> dict:
     """Hand a dead worker's messages back to their queues; then fail unfinished runs none of whose messages
     the broker still holds (purged queue, flushed Redis)."""
     settings = get_settings()
+    broker = broker_redis(settings.broker_url, settings.broker_sentinel_master)
+    if broker is None:
+        # RabbitMQ hands a dead consumer's messages back the moment its connection drops, and its
+        # queues cannot be read without taking the messages: runs lost there wait for the daily prune.
+        return {"restored_tasks": [], "lost_runs": [], "skipped": "the broker's messages cannot be read in place"}
     client = redis.Redis.from_url(settings.redis_url)
-    restored = restore_orphans(app, client, settings.dead_worker_after_s)
-    lost = fail_lost_runs(get_engine(), client, settings.lost_run_after_s)
+    restored = restore_orphans(app, client, settings.dead_worker_after_s, broker=broker)
+    lost = fail_lost_runs(get_engine(), client, settings.lost_run_after_s, broker=broker)
     if lost:
         log.warning("failed %d run(s) whose messages were lost: %s", len(lost), ", ".join(lost))
     return {"restored_tasks": restored, "lost_runs": lost}

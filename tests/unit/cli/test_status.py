@@ -108,3 +108,9 @@ def test_watch_takes_an_optional_number_of_seconds(argv, watch):
     parser = argparse.ArgumentParser()
     add_status_parser(parser.add_subparsers(dest="command"))
     assert parser.parse_args(["status", *argv]).watch == watch
+
+
+def test_a_rabbitmq_queue_shows_its_total_without_a_priority_breakdown():
+    tasks = tasks_per_queue({}, lambda name: "ingest")
+    rows = queue_rows(["ingest"], {"ingest": 12}, tasks, [])
+    assert rows[0]["waiting"] == 12 and rows[0]["waiting_by_priority"] == {}
