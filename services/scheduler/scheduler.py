@@ -1,4 +1,5 @@
-"""RedBeat, taught candleflow's jobs: entries keep their own timezone, beat start reconciles, runs are remembered."""
+"""RedBeat, taught candleflow's jobs: entries keep their zone and trading sessions, beat start reconciles, runs are
+remembered."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline import job_store
 from services.core.pipeline.job_plan import seed_jobs
+from services.core.pipeline.jobs import Trading, TradingSchedule
 from services.core.pipeline.schedules import reconcile_schedule
 
 __all__ = ["JobEntry", "JobScheduler"]
@@ -25,6 +27,9 @@ class JobEntry(RedBeatSchedulerEntry):
 
     def __init__(self, name=None, task=None, schedule=None, args=None, kwargs=None, enabled=True, options=None,
                  timezone=None, job=None, source=None, **clsargs):
+        if isinstance(schedule, dict) and schedule.get("__type__") == "trading":
+            # RedBeat's decoder hands a type it does not know back as the dict ScheduleJSONEncoder wrote.
+            schedule = TradingSchedule(Trading.model_validate({k: v for k, v in schedule.items() if k != "__type__"}))
         if timezone and isinstance(schedule, crontab):
             # RedBeat's crontab encoding drops the zone; the definition carries it beside.
             schedule.tz = ZoneInfo(timezone)
