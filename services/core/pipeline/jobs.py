@@ -133,7 +133,7 @@ def parse_job(data: object, default_timezone: str = "UTC") -> Job:
         job = Job.model_validate({"timezone": default_timezone, **data})
     except ValidationError as exc:
         raise _invalid(exc) from None
-    if job.trading is not None:
+    if job.trading is not None and job.cron is None and job.every is None:  # beside another when: _check says
         zone = _trading_zone(job.trading)
         if "timezone" not in data:  # a session's times are the venue's: its zone is the job's
             job = job.model_copy(update={"timezone": zone})
