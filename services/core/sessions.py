@@ -1,7 +1,8 @@
-"""Trading sessions of a calendar venue as arrays, and pure functions over them: next open, next fire, trading time."""
+"""Trading sessions of a calendar venue, and pure functions over them: next open, next fire, trading time."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -21,21 +22,21 @@ DAY_S = 86400
 
 @dataclass(frozen=True, eq=False)
 class Sessions:
-    """A venue's sessions in epoch seconds, UTC.
+    """A venue's sessions in epoch seconds, UTC, in time order.
 
-    A session with a lunch break (XSHG, XHKG) is two trading intervals; `starts`/`ends` list
-    the intervals in order. The prefix sums make
-    trading time between two instants two binary searches, whatever their distance.
+    A session with a lunch break (XSHG, XHKG) is two trading intervals in `starts`/`ends`.
+    With the prefix sums, trading time between two instants is two binary searches, whatever
+    their distance. Tuples of floats, not arrays: `bisect` on them is an order of magnitude
+    quicker than numpy's searchsorted on one value, and the exporter asks once per instrument.
     """
 
-    labels: np.ndarray      # each session's date, as epoch seconds of its UTC midnight
-    opens: np.ndarray
-    closes: np.ndarray      # early closes included: the calendar's, not the usual hours
-    starts: np.ndarray      # trading intervals
-    ends: np.ndarray
-    seconds_before: np.ndarray  # trading seconds in the intervals before each one
-    days_before: np.ndarray     # sessions' worth of trading before each interval (a fraction per interval)
-    day_rates: np.ndarray       # sessions' worth per trading second, per interval: 1 / its session's length
+    labels: tuple[float, ...]   # each session's date, as epoch seconds of its UTC midnight
+    closes: tuple[float, ...]   # early closes included: the calendar's, not the usual hours
+    starts: tuple[float, ...]   # trading intervals
+    ends: tuple[float, ...]
+    seconds_before: tuple[float, ...]  # trading seconds in the intervals before each one
+    days_before: tuple[float, ...]     # sessions' worth of trading before each interval
+    day_rates: tuple[float, ...]       # sessions' worth per trading second, per interval: 1 / its session's length
 
 
 def _epoch(column) -> np.ndarray:
@@ -43,8 +44,12 @@ def _epoch(column) -> np.ndarray:
     return column.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
 
 
+def _floats(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(values.astype(np.float64).tolist())
+
+
 def sessions_of(calendar: ExchangeCalendar) -> Sessions:
-    """The calendar's sessions, lunch breaks split out, as arrays the functions below search."""
+    """The calendar's sessions, lunch breaks split out, in the form the functions below search."""
     schedule = calendar.schedule
     labels = schedule.index.values.astype("datetime64[s]").astype(np.int64)
     opens, closes = _epoch(schedule["open"]), _epoch(schedule["close"])
@@ -59,9 +64,9 @@ def sessions_of(calendar: ExchangeCalendar) -> Sessions:
     starts, ends, session_of = starts[order], ends[order], session_of[order]
     lengths = ends - starts
     day_rates = 1.0 / np.bincount(session_of, weights=lengths, minlength=len(opens))[session_of]
-    return Sessions(labels, opens, closes, starts, ends,
-                    np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.float64),
-                    np.concatenate([[0.0], np.cumsum(lengths * day_rates)[:-1]]), day_rates)
+    return Sessions(_floats(labels), _floats(closes), _floats(starts), _floats(ends),
+                    _floats(np.concatenate([[0], np.cumsum(lengths)[:-1]])),
+                    _floats(np.concatenate([[0.0], np.cumsum(lengths * day_rates)[:-1]])), _floats(day_rates))
 
 
 @cache
@@ -74,10 +79,10 @@ def venue_sessions(exchange: str) -> Sessions | None:
 def next_open(sessions: Sessions, after: float) -> float | None:
     """The first instant at or after `after` at which the venue trades (`after` itself while it is open);
     None past the calendar's last session."""
-    i = int(np.searchsorted(sessions.ends, after, side="right"))
+    i = bisect_right(sessions.ends, after)
     if i == len(sessions.ends):
         return None
-    return max(after, float(sessions.starts[i]))
+    return max(after, sessions.starts[i])
 
 
 def next_every_slot(sessions: Sessions, after: float, every: int) -> float | None:
@@ -87,12 +92,12 @@ def next_every_slot(sessions: Sessions, after: float, every: int) -> float | Non
     end: the open, …, the close (an early one on a half day); after a lunch break they start
     again at the afternoon's open. None past the calendar's last session.
     """
-    i = int(np.searchsorted(sessions.ends, after, side="right"))
+    i = bisect_right(sessions.ends, after)
     while i < len(sessions.starts):
-        start, end = float(sessions.starts[i]), float(sessions.ends[i])
+        start, end = sessions.starts[i], sessions.ends[i]
         if after < start:
             return start
-        slot = start + (int((after - start) // every) + 1) * every
+        slot = start + ((after - start) // every + 1) * every
         if slot <= end:
             return slot
         i += 1
@@ -101,18 +106,17 @@ def next_every_slot(sessions: Sessions, after: float, every: int) -> float | Non
 
 def next_after_close(sessions: Sessions, after: float, delay: int) -> float | None:
     """The first session close + `delay` seconds after `after`; half days fire after their early close."""
-    fires = sessions.closes + delay
-    i = int(np.searchsorted(fires, after, side="right"))
-    return float(fires[i]) if i < len(fires) else None
+    i = bisect_right(sessions.closes, after - delay)
+    return sessions.closes[i] + delay if i < len(sessions.closes) else None
 
 
-def _cumulative(sessions: Sessions, at: float, prefix: np.ndarray, rates: np.ndarray | None) -> float:
+def _cumulative(sessions: Sessions, at: float, prefix: tuple[float, ...], rates: tuple[float, ...] | None) -> float:
     # Trading before `at` since the first session, on the scale `prefix` counts in (`rates` per second).
-    i = int(np.searchsorted(sessions.starts, at, side="right")) - 1
+    i = bisect_right(sessions.starts, at) - 1
     if i < 0:
         return 0.0
     start, end = sessions.starts[i], sessions.ends[i]
-    return float(prefix[i] + (min(at, end) - start) * (1.0 if rates is None else rates[i]))
+    return prefix[i] + (min(at, end) - start) * (1.0 if rates is None else rates[i])
 
 
 def trading_seconds(sessions: Sessions, start: float, end: float) -> float:
@@ -137,10 +141,10 @@ def bar_close(sessions: Sessions, ts: float, length: int) -> float:
     if length < DAY_S:
         return ts + length
     label = ts - ts % DAY_S
-    i = int(np.searchsorted(sessions.labels, label + length, side="left")) - 1
+    i = bisect_left(sessions.labels, label + length) - 1
     if i < 0 or sessions.labels[i] < label:
         return ts + length  # no session in the bar: nothing to anchor it to
-    return float(sessions.closes[i])
+    return sessions.closes[i]
 
 
 def trading_age(sessions: Sessions, ts: float, length: int, now: float) -> float:

@@ -36,7 +36,7 @@ def patch(client, name, body):
 def inside_a_session(exchange: str, instant: datetime) -> bool:
     sessions = venue_sessions(exchange)
     at = instant.timestamp()
-    return bool(((sessions.starts <= at) & (at <= sessions.ends)).any())
+    return any(start <= at <= end for start, end in zip(sessions.starts, sessions.ends, strict=True))
 
 
 def test_a_trading_job_is_added_on_its_venues_clock_and_next_runs_inside_a_session(client, seeded):
