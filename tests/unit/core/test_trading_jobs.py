@@ -23,8 +23,9 @@ def trading_job(trading=None, **fields):
 
 def test_a_trading_job_reads_and_writes_its_shape_on_its_venues_clock():
     job = trading_job()
-    assert job.spec() == {"name": "tw-quotes", "task": "all", "scope": {}, "trading": {"exchange": "XTAI", "every": 900},
-                          "timezone": "Asia/Taipei", "enabled": True, "priority": 5}
+    assert job.spec() == {"name": "tw-quotes", "task": "all", "scope": {},
+                          "trading": {"exchange": "XTAI", "every": 900}, "timezone": "Asia/Taipei", "enabled": True,
+                          "priority": 5}
     assert parse_job(job.spec()) == job
     closing = trading_job({"exchange": "XSHG", "after_close": 1800})
     assert closing.spec()["trading"] == {"exchange": "XSHG", "after_close": 1800}
