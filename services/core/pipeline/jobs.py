@@ -304,6 +304,8 @@ class TradingSchedule(BaseSchedule):
     def next_fire(self, after: datetime) -> datetime | None:
         """The job's first slot after `after`; None past the calendar's last session."""
         calendar = sessions.venue_sessions(self.trading.exchange)
+        if after.tzinfo is None:  # naive as UTC, as Celery reads them
+            after = after.replace(tzinfo=UTC)
         if self.trading.every is not None:
             fire = sessions.next_every_slot(calendar, after.timestamp(), self.trading.every)
         else:
