@@ -103,3 +103,9 @@ def test_the_schedule_is_due_at_a_slot_and_says_how_long_to_the_next():
     due, wait = schedule.is_due(slot)  # already run at that slot
     assert not due and wait == following
     assert schedule.remaining_estimate(slot) == timedelta(seconds=following)
+
+
+def test_a_naive_instant_is_read_as_utc_as_celery_reads_it():
+    schedule = TradingSchedule(trading_job({"exchange": "XNYS", "every": 900}).trading)
+    assert schedule.next_fire(datetime(2026, 11, 27, 17, 50)) == datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+    assert schedule.next_fire(datetime(2026, 11, 27, 18, 0, tzinfo=UTC)) == datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
