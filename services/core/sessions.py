@@ -14,7 +14,7 @@ from services.core.venues import trading_calendar
 if TYPE_CHECKING:
     from exchange_calendars import ExchangeCalendar
 
-__all__ = ["Sessions", "DAY_S", "sessions_of", "venue_sessions", "next_open", "next_every_slot",
+__all__ = ["Sessions", "DAY_S", "sessions_of", "venue_sessions", "next_open", "last_open", "next_every_slot",
            "next_after_close", "trading_seconds", "trading_days", "bar_close", "trading_age"]
 
 DAY_S = 86400
@@ -83,6 +83,13 @@ def next_open(sessions: Sessions, after: float) -> float | None:
     if i == len(sessions.ends):
         return None
     return max(after, sessions.starts[i])
+
+
+def last_open(sessions: Sessions, at: float) -> float | None:
+    """When the venue last began trading at or before `at` (a session's open, or its afternoon's after a
+    lunch break); None before the calendar's first session."""
+    i = bisect_right(sessions.starts, at) - 1
+    return sessions.starts[i] if i >= 0 else None
 
 
 def next_every_slot(sessions: Sessions, after: float, every: int) -> float | None:

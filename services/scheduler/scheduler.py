@@ -37,6 +37,24 @@ class JobEntry(RedBeatSchedulerEntry):
                          options=options, **clsargs)
         self.timezone, self.job, self.source = timezone, job, source
 
+    @property
+    def due_at(self):
+        if not isinstance(self.schedule, TradingSchedule) or self.last_run_at is None:
+            return super().due_at
+        # RedBeat adds a time remaining from now to the last run, right only just after a run; a trading
+        # job's next slot is an instant of its own, and one skipped as stale must not look overdue.
+        now = self.default_now()
+        fire = self.schedule.due_slot(self.last_run_at, now)
+        return None if fire is None else max(fire, now)
+
+    def is_due(self):
+        due, wait = super().is_due()
+        if not due and self.enabled and isinstance(self.schedule, TradingSchedule):
+            # A slot skipped as stale (beat was down past it) leaves the entry's score in the past, where
+            # every tick would load it and BeatJobOverdue would see it: move it to the slot it waits for.
+            get_redis(self.app).zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
+        return due, wait
+
 
 class JobScheduler(RedBeatScheduler):
     """Beat's scheduler: the live schedule is RedBeat's, rebuilt from seed and history at start, never overwritten."""

@@ -28,7 +28,7 @@ class FrozenBeat:
     """Our RedBeat scheduler on the test Redis, whose clock moves only when the test says."""
 
     def __init__(self, redis_url: str, start: datetime) -> None:
-        self.now = start
+        self.now, self.sent = start, 0
         self.app = create_celery()
         self.app.conf.update(beat_schedule={}, redbeat_redis_url=redis_url, redbeat_redis_options={},
                              redbeat_key_prefix=keys.REDBEAT_PREFIX, redbeat_lock_key=keys.REDBEAT_LOCK)
@@ -38,12 +38,12 @@ class FrozenBeat:
 
     def run_until(self, client: redis.Redis, end: datetime) -> list[datetime]:
         """Tick as beat would (waking at the next due entry, or after MAX_SLEEP) until `end`; when each run was sent."""
-        fired, sent = [], 0
+        fired = []
         while self.now < end:
             self.scheduler.tick()
-            if (count := len(queued_messages(client, "pipeline"))) > sent:
-                fired.extend([self.now] * (count - sent))
-                sent = count
+            if (count := len(queued_messages(client, "pipeline"))) > self.sent:
+                fired.extend([self.now] * (count - self.sent))
+                self.sent = count
             due = client.zrangebyscore(keys.REDBEAT_SCHEDULE, 0, "+inf", start=0, num=1, withscores=True)
             wake = datetime.fromtimestamp(due[0][1], UTC) + LAG if due else end
             self.now = min(max(wake, self.now + timedelta(seconds=1)), self.now + MAX_SLEEP, end)
@@ -103,3 +103,20 @@ def test_after_close_on_xtai_fires_once_a_trading_day_and_not_through_the_lunar_
     assert fired == ["Mon 09 14:00", "Tue 10 14:00", "Wed 11 14:00", "Mon 23 14:00", "Tue 24 14:00"]
     shown = job_store.read_job(client, "tw-close").view(beat.now)
     assert shown["next_run_at"] == "2026-02-25T06:00:00+00:00"
+
+
+def test_slots_missed_while_beat_was_down_do_not_fire_after_the_close(frozen):
+    client, start = frozen
+    beat = start({"name": "us-quotes", "task": "all", "trading": {"exchange": "XNYS", "every": 1800}},
+                 datetime(2026, 11, 25, 14, 0, tzinfo=UTC))
+    before = beat.run_until(client, datetime(2026, 11, 25, 17, 10, tzinfo=UTC))  # 12:10 ET
+    beat.now = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # beat was down from 12:10 to 18:00 ET
+    beat.scheduler.tick()
+    # The stale 12:30 slot is skipped and the entry waits for Friday's open, not overdue in RedBeat's eyes.
+    score = client.zscore(keys.REDBEAT_SCHEDULE, keys.redbeat_entry("us-quotes"))
+    assert datetime.fromtimestamp(score, UTC) == datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+    after = beat.run_until(client, datetime(2026, 11, 28, 0, 0, tzinfo=UTC))
+    assert local(before, "America/New_York") == ["Wed 25 09:30", "Wed 25 10:00", "Wed 25 10:30", "Wed 25 11:00",
+                                                 "Wed 25 11:30", "Wed 25 12:00"]
+    fired = local(after, "America/New_York")
+    assert fired[0] == "Fri 27 09:30" and fired[-1] == "Fri 27 13:00" and len(fired) == 8  # none at 18:00 Wed

@@ -293,8 +293,10 @@ def send_arguments(job: Job) -> tuple[list, dict, dict]:
 class TradingSchedule(BaseSchedule):
     """Celery's schedule of a trading job: due at the slots its venue's sessions give (sessions.py finds them).
 
-    Like a crontab, a slot missed while beat was down fires once when it is back; a holiday has no
-    slots, a half day none after its early close.
+    A holiday has no slots, a half day none after its early close. A slot missed while beat was
+    down fires late only while it is still current: within `every` seconds of its time (so never
+    after the session closed), or, after a close, until the next session opens; otherwise the job
+    waits for its next slot.
     """
 
     def __init__(self, trading: Trading, nowfun=None, app=None) -> None:
@@ -304,22 +306,31 @@ class TradingSchedule(BaseSchedule):
     def next_fire(self, after: datetime) -> datetime | None:
         """The job's first slot after `after`; None past the calendar's last session."""
         calendar = sessions.venue_sessions(self.trading.exchange)
-        if after.tzinfo is None:  # naive as UTC, as Celery reads them
-            after = after.replace(tzinfo=UTC)
         if self.trading.every is not None:
-            fire = sessions.next_every_slot(calendar, after.timestamp(), self.trading.every)
+            fire = sessions.next_every_slot(calendar, _aware(after).timestamp(), self.trading.every)
         else:
-            fire = sessions.next_after_close(calendar, after.timestamp(), self.trading.after_close)
+            fire = sessions.next_after_close(calendar, _aware(after).timestamp(), self.trading.after_close)
         return None if fire is None else datetime.fromtimestamp(fire, UTC)
+
+    def due_slot(self, last_run_at: datetime, now: datetime) -> datetime | None:
+        """The slot the job is due at next, seen at `now`: its first after the last run that is still current."""
+        now = _aware(now)
+        if self.trading.every is not None:
+            current_since = now - timedelta(seconds=self.trading.every)
+        else:
+            opened = sessions.last_open(sessions.venue_sessions(self.trading.exchange), now.timestamp())
+            current_since = datetime.fromtimestamp(opened if opened is not None else 0, UTC)
+        return self.next_fire(max(_aware(last_run_at), current_since))
 
     def remaining_estimate(self, last_run_at: datetime) -> timedelta | None:
         # From now, as crontab's is: RedBeat and next_due add it to the run that just happened, or to now.
-        fire = self.next_fire(last_run_at)
-        return None if fire is None else fire - self.now()
+        now = self.now()
+        fire = self.due_slot(last_run_at, now)
+        return None if fire is None else fire - now
 
     def is_due(self, last_run_at: datetime) -> schedstate:
         now = self.now()
-        fire = self.next_fire(last_run_at)
+        fire = self.due_slot(last_run_at, now)
         due = fire is not None and fire <= now
         following = self.next_fire(now) if due else fire
         return schedstate(due, None if following is None else (following - now).total_seconds())
@@ -338,6 +349,11 @@ class TradingSchedule(BaseSchedule):
         if isinstance(other, TradingSchedule):
             return self.trading == other.trading and self.nowfun == other.nowfun
         return NotImplemented
+
+
+def _aware(instant: datetime) -> datetime:
+    # Naive instants as UTC, as Celery reads them.
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
 class ScheduleJSONEncoder(RedBeatJSONEncoder):

@@ -8,6 +8,7 @@ import pytest
 from services.core.sessions import (
     DAY_S,
     bar_close,
+    last_open,
     next_after_close,
     next_every_slot,
     next_open,
@@ -86,6 +87,8 @@ def test_a_lunch_break_is_closed_time_the_afternoon_starts_its_own_slots():
     assert trading_seconds(xshg, at("XSHG", "2026-02-10 00:00"), at("XSHG", "2026-02-11 00:00")) == 4 * HOUR
     assert trading_seconds(xshg, at("XSHG", "2026-02-10 11:00"), at("XSHG", "2026-02-10 13:30")) == HOUR
     assert next_open(xshg, at("XSHG", "2026-02-10 12:00")) == at("XSHG", "2026-02-10 13:00")
+    assert last_open(xshg, at("XSHG", "2026-02-10 12:00")) == at("XSHG", "2026-02-10 09:30")
+    assert last_open(xshg, at("XSHG", "2026-02-16 12:00")) == at("XSHG", "2026-02-13 13:00")  # the holiday's eve
 
 
 def test_a_weekend_has_no_trading_time_and_the_next_open_is_monday():

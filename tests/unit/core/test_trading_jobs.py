@@ -109,3 +109,24 @@ def test_a_naive_instant_is_read_as_utc_as_celery_reads_it():
     schedule = TradingSchedule(trading_job({"exchange": "XNYS", "every": 900}).trading)
     assert schedule.next_fire(datetime(2026, 11, 27, 17, 50)) == datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
     assert schedule.next_fire(datetime(2026, 11, 27, 18, 0, tzinfo=UTC)) == datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
+
+
+def at_utc(*fields) -> datetime:
+    return datetime(*fields, tzinfo=UTC)
+
+
+def test_a_slot_missed_while_beat_was_down_fires_late_only_while_it_is_current():
+    every = job_schedule(trading_job({"exchange": "XNYS", "every": 900}), at_utc(2026, 11, 25, 15, 20))
+    last_run = at_utc(2026, 11, 25, 15, 0)  # 10:00 ET; beat then missed 10:15 by five minutes: still current
+    assert every.is_due(last_run)[0]
+    every.nowfun = lambda: at_utc(2026, 11, 26, 1, 0)  # Wednesday night: the afternoon's slots are gone
+    due, wait = every.is_due(last_run)
+    assert not due and wait == (at_utc(2026, 11, 27, 14, 30) - at_utc(2026, 11, 26, 1, 0)).total_seconds()
+    assert every.remaining_estimate(last_run) == timedelta(seconds=wait)
+
+    closing = job_schedule(trading_job({"exchange": "XNYS", "after_close": 1800}), at_utc(2026, 11, 26, 17, 0))
+    tuesday_run = at_utc(2026, 11, 24, 21, 30)  # Wednesday's 16:30 ET run was missed
+    assert closing.is_due(tuesday_run)[0]  # Thanksgiving: no session opened since, so it still runs
+    closing.nowfun = lambda: at_utc(2026, 11, 27, 15, 0)  # Friday has opened: it waits for Friday's
+    due, wait = closing.is_due(tuesday_run)
+    assert not due and wait == (at_utc(2026, 11, 27, 18, 30) - at_utc(2026, 11, 27, 15, 0)).total_seconds()
