@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.core.pipeline.jobs import MAINTENANCE_TASKS, MAX_EVERY_S, MIN_EVERY_S, SOURCES
+from services.core.pipeline.jobs import MAINTENANCE_TASKS, MAX_EVERY_S, MAX_TRADING_S, MIN_EVERY_S, SOURCES
 from services.core.pipeline.runs import KINDS
 from services.core.pipeline.scopes import RELATIVE_LIMITS
 from services.core.store.schedule_changes import ACTIONS
@@ -44,7 +44,18 @@ _FIELDS = {
     "cron": {"type": "string", "description": "minute hour day month weekday, in `timezone`", "example": "5 * * * *"},
     "every": {"type": "integer", "minimum": MIN_EVERY_S, "maximum": MAX_EVERY_S,
               "description": "Interval in seconds (instead of cron)"},
-    "timezone": {"type": "string", "description": "IANA zone the cron is read in; default TIMEZONE",
+    "trading": {"type": "object", "required": ["exchange"], "additionalProperties": False,
+                "description": "While a stock venue trades (instead of cron and every), on its calendar: holidays "
+                               "fire nothing, half days stop at their early close. Give every or after_close.",
+                "properties": {
+                    "exchange": {"type": "string", "description": "A MIC with a trading calendar", "example": "XTAI"},
+                    "every": {"type": "integer", "minimum": MIN_EVERY_S, "maximum": MAX_TRADING_S,
+                              "description": "Seconds between runs while open: the open, every N s, the close"},
+                    "after_close": {"type": "integer", "minimum": 0, "maximum": MAX_TRADING_S,
+                                    "description": "Seconds after each session's close, trading days only"}},
+                "example": {"exchange": "XTAI", "every": 900}},
+    "timezone": {"type": "string", "description": "IANA zone the cron is read in; default TIMEZONE (a trading job: "
+                                                  "its venue's zone, which is the only one it takes)",
                  "example": "UTC"},
     "enabled": {"type": "boolean", "default": True},
     "priority": {"type": "integer", "minimum": 0, "maximum": 9, "default": 5, "description": "9 most urgent"},
@@ -60,11 +71,12 @@ _SPEC = {
 SCHEDULE_SCHEMAS = {
     "ScheduleJobSpec": {
         "type": "object", "required": ["name", "task"], "additionalProperties": False,
-        "description": "Give exactly one of cron and every.", "properties": _SPEC,
+        "description": "Give exactly one of cron, every and trading.", "properties": _SPEC,
     },
     "ScheduleJobChange": {
         "type": "object", "additionalProperties": False,
-        "description": "Fields to change; cron replaces every and the other way round. name and task cannot change.",
+        "description": "Fields to change; one of cron, every and trading replaces the others. name and task "
+                       "cannot change.",
         "properties": _FIELDS,
     },
     "ScheduleJob": {

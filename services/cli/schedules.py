@@ -16,12 +16,19 @@ from services.core.pipeline.job_plan import seed_jobs
 
 __all__ = ["register_schedule_commands", "job_table"]
 
+# A job's when in the table, by the field it fires by.
+_WHEN = {
+    "cron": lambda cron: cron,
+    "every": lambda every: f"every {every}s",
+    "trading": lambda trading: (f"{trading['exchange']} open, every {trading['every']}s" if "every" in trading
+                                else f"{trading['exchange']} close +{trading['after_close']}s"),
+}
 # Table columns: heading and how to read it off a job.
 _COLUMNS = (
     ("NAME", lambda job: job["name"]),
     ("TASK", lambda job: job["task"]),
     ("SCOPE", lambda job: " ".join(f"{k}={v}" for k, v in job["scope"].items()) or "-"),
-    ("WHEN", lambda job: job["cron"] if "cron" in job else f"every {job['every']}s"),
+    ("WHEN", lambda job: next(show(job[field]) for field, show in _WHEN.items() if field in job)),
     ("TIMEZONE", lambda job: job["timezone"]),
     ("ENABLED", lambda job: "yes" if job["enabled"] else "no"),
     ("PRIORITY", lambda job: str(job["priority"])),
@@ -72,6 +79,11 @@ def _add(args: argparse.Namespace) -> int:
 
 def _timing(args: argparse.Namespace) -> dict:
     fields = {"cron": args.cron, "every": args.every, "timezone": args.timezone, "priority": args.priority}
+    if args.trading is not None:  # --every is then the session's interval; a --cron beside it is refused by the job
+        session = {"exchange": args.trading, "every": fields.pop("every"), "after_close": args.after_close}
+        fields["trading"] = {name: value for name, value in session.items() if value is not None}
+    elif args.after_close is not None:
+        raise ValueError("--after-close goes with --trading MIC: seconds after each of its sessions' close")
     return {name: value for name, value in fields.items() if value is not None}
 
 
@@ -85,7 +97,7 @@ def _change(args: argparse.Namespace, patch: dict) -> int:
 def _set(args: argparse.Namespace) -> int:
     patch = _timing(args)
     if not patch:
-        raise ValueError("nothing to change: give --cron, --every, --priority or --timezone")
+        raise ValueError("nothing to change: give --cron, --every, --trading, --priority or --timezone")
     return _change(args, patch)
 
 
@@ -153,7 +165,11 @@ def register_schedule_commands(commands: argparse._SubParsersAction) -> None:
     def timing(parser: argparse.ArgumentParser) -> None:
         when = parser.add_mutually_exclusive_group()
         when.add_argument("--cron", help='five fields, e.g. "5 * * * *"')
-        when.add_argument("--every", type=int, help="interval in seconds (at least 10)")
+        when.add_argument("--every", type=int, help="interval in seconds (at least 10); with --trading, while open")
+        parser.add_argument("--trading", metavar="MIC", help="run in a stock venue's sessions (e.g. XTAI), with "
+                                                             "--every or --after-close; holidays skipped")
+        parser.add_argument("--after-close", type=int, metavar="SECONDS",
+                            help="with --trading: this long after each session's close (early closes too)")
         parser.add_argument("--priority", type=int, help="0-9, 9 most urgent")
         parser.add_argument("--timezone", help="IANA zone the cron is read in")
 
@@ -165,7 +181,7 @@ def register_schedule_commands(commands: argparse._SubParsersAction) -> None:
         add.add_argument(f"--{scope}", help=f"the run's {scope}")
     add.add_argument("--disabled", action="store_true", help="add it switched off")
     timing(add)
-    timing(verb("set", _set, "change a job's cron or interval, priority or timezone"))
+    timing(verb("set", _set, "change a job's cron, interval or trading sessions, priority or timezone"))
     verb("enable", lambda args: _change(args, {"enabled": True}), "switch a job on (next run: its next time)")
     verb("disable", lambda args: _change(args, {"enabled": False}), "switch a job off")
     verb("run", _run, "run a job now (its schedule stays)")

@@ -13,11 +13,13 @@ from prometheus_client.exposition import choose_encoder
 from sqlalchemy import Engine, Row, text
 
 from services.core.pipeline.runs import FINISHED_STATES
+from services.core.sessions import Sessions, trading_age, venue_sessions
 from services.core.timeframe import Timeframe
+from services.core.venues import UnknownVenue
 from services.exporter.exposition import Chunk, render_families
 from services.exporter.health import ScrapeHealth
 
-__all__ = ["PipelineQuery", "PipelineCollector", "PipelineRefresher", "QUERIES", "FINAL_STATES"]
+__all__ = ["PipelineQuery", "PipelineCollector", "PipelineRefresher", "QUERIES", "FINAL_STATES", "data_age"]
 
 # A finished run's states, core's list: a cancelled run is finished too (it alerts nobody).
 FINAL_STATES = FINISHED_STATES
@@ -62,9 +64,26 @@ def _last_run(rows: Sequence[Row]) -> Iterator[Metric]:
     yield state
 
 
+def _sessions(exchange: str) -> Sessions | None:
+    """The venue's sessions for a stock venue (MIC); None for a 24/7 ccxt exchange."""
+    try:
+        return venue_sessions(exchange)
+    except UnknownVenue:
+        return None  # an exchange this release does not know (a renamed ccxt id): wall-clock, as before
+
+
+def data_age(sessions: Sessions | None, newest_candle: float, length: int, now: float) -> float:
+    """How long ago the newest closed candle closed: wall-clock on a 24/7 exchange; on a stock venue, in
+    trading time (a Friday close is not stale on Saturday), each session a day for daily bars."""
+    if sessions is None:
+        return max(0.0, now - newest_candle - length)
+    return max(0.0, trading_age(sessions, newest_candle, length, now))
+
+
 def _freshness(rows: Sequence[Row]) -> Iterator[Metric]:
     age = GaugeMetricFamily("candleflow_data_age_seconds",
-                            "Time since the newest closed candle closed", labels=_INSTRUMENT)
+                            "Time since the newest closed candle closed; on a stock venue, trading time (closed "
+                            "hours excluded, a session counted as a day for daily bars)", labels=_INSTRUMENT)
     signal = GaugeMetricFamily("candleflow_signal_last_timestamp_seconds",
                                "Bar time of the newest signal", labels=_INSTRUMENT)
     lengths: dict[str, int] = {}
@@ -76,7 +95,7 @@ def _freshness(rows: Sequence[Row]) -> Iterator[Metric]:
         lengths[row.timeframe] = length
         labels = [row.exchange, row.symbol, row.timeframe]
         if row.newest_candle is not None:
-            age.add_metric(labels, max(0.0, float(row.now) - float(row.newest_candle) - length))
+            age.add_metric(labels, data_age(_sessions(row.exchange), float(row.newest_candle), length, float(row.now)))
         if row.newest_signal is not None:
             signal.add_metric(labels, float(row.newest_signal))
     # One series per timeframe, so alerts can speak in bars: age / on(timeframe) group_left timeframe length.

@@ -1,4 +1,5 @@
-"""RedBeat, taught candleflow's jobs: entries keep their own timezone, beat start reconciles, runs are remembered."""
+"""RedBeat, taught candleflow's jobs: entries keep their zone and trading sessions, beat start reconciles, runs are
+remembered."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline import job_store
 from services.core.pipeline.job_plan import seed_jobs
+from services.core.pipeline.jobs import Trading, TradingSchedule
 from services.core.pipeline.schedules import reconcile_schedule
 
 __all__ = ["JobEntry", "JobScheduler"]
@@ -25,12 +27,33 @@ class JobEntry(RedBeatSchedulerEntry):
 
     def __init__(self, name=None, task=None, schedule=None, args=None, kwargs=None, enabled=True, options=None,
                  timezone=None, job=None, source=None, **clsargs):
+        if isinstance(schedule, dict) and schedule.get("__type__") == "trading":
+            # RedBeat's decoder hands a type it does not know back as the dict ScheduleJSONEncoder wrote.
+            schedule = TradingSchedule(Trading.model_validate({k: v for k, v in schedule.items() if k != "__type__"}))
         if timezone and isinstance(schedule, crontab):
             # RedBeat's crontab encoding drops the zone; the definition carries it beside.
             schedule.tz = ZoneInfo(timezone)
         super().__init__(name=name, task=task, schedule=schedule, args=args, kwargs=kwargs, enabled=enabled,
                          options=options, **clsargs)
         self.timezone, self.job, self.source = timezone, job, source
+
+    @property
+    def due_at(self):
+        if not isinstance(self.schedule, TradingSchedule) or self.last_run_at is None:
+            return super().due_at
+        # RedBeat adds a time remaining from now to the last run, right only just after a run; a trading
+        # job's next slot is an instant of its own, and one skipped as stale must not look overdue.
+        now = self.default_now()
+        fire = self.schedule.due_slot(self.last_run_at, now)
+        return None if fire is None else max(fire, now)
+
+    def is_due(self):
+        due, wait = super().is_due()
+        if not due and self.enabled and isinstance(self.schedule, TradingSchedule):
+            # A slot skipped as stale (beat was down past it) leaves the entry's score in the past, where
+            # every tick would load it and BeatJobOverdue would see it: move it to the slot it waits for.
+            get_redis(self.app).zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
+        return due, wait
 
 
 class JobScheduler(RedBeatScheduler):

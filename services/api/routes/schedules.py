@@ -72,7 +72,7 @@ def add_schedule(query: NoParameters) -> tuple[Response, int]:
 @require_token
 @with_query(NoParameters)
 def change_schedule(name: str, query: NoParameters) -> Response:
-    """Change a job's cron or interval, timezone, enabled, scope or priority."""
+    """Change a job's cron, interval or trading sessions, timezone, enabled, scope or priority."""
     with _job_errors():
         return jsonify(schedules.change_job(deps().redis, deps().engine, name, json_body(), API_ACTOR,
                                             _timezone()))

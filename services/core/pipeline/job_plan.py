@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.core.pipeline.jobs import MAINTENANCE_TASKS, RUN_TASK, InvalidJob, Job, parse_job, schedule_changed
+from services.core.pipeline.jobs import (
+    MAINTENANCE_TASKS,
+    RUN_TASK,
+    WHEN_FIELDS,
+    InvalidJob,
+    Job,
+    parse_job,
+    schedule_changed,
+)
 
 __all__ = ["DEFAULT_JOBS", "Planned", "LiveEntry", "ScheduleError", "seed_jobs", "operator_state", "reconcile",
            "plan_writes"]
@@ -58,10 +66,10 @@ def seed_jobs(overrides: dict | None, timezone: str) -> dict[str, Planned]:
             raise ScheduleError(f"SCHEDULE_OVERRIDES job {name!r}: an override must be an object or null")
         override = _modern(override)
         merged = {**specs.get(name, ({"name": name}, None))[0], **override, "name": name}
-        if "every" in override and "cron" not in override:
-            merged.pop("cron", None)
-        if "cron" in override and "every" not in override:
-            merged.pop("every", None)
+        if any(when in override for when in WHEN_FIELDS):  # the override's when replaces the default's
+            for when in WHEN_FIELDS:
+                if when not in override:
+                    merged.pop(when, None)
         if "task" not in merged:
             raise ScheduleError(f"SCHEDULE_OVERRIDES job {name!r}: a new job needs a 'task'")
         specs[name] = (merged, "override")

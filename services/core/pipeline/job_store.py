@@ -14,6 +14,7 @@ from services.core.pipeline.job_plan import LiveEntry
 from services.core.pipeline.jobs import (
     InvalidJob,
     Job,
+    ScheduleJSONEncoder,
     celery_task,
     is_job_name,
     job_schedule,
@@ -59,7 +60,7 @@ def write_job(client: redis.Redis, job: Job, source: str, now: datetime, restart
     """Store the job for beat; `restart_clock` counts its next run from now. With `create`, only if no job
     of that name exists (returns False then)."""
     key = keys.redbeat_entry(job.name)
-    encoded = json.dumps(definition(job, source), cls=RedBeatJSONEncoder)
+    encoded = json.dumps(definition(job, source), cls=ScheduleJSONEncoder)  # a trading schedule too
     if create:
         if not client.hsetnx(key, "definition", encoded):
             return False

@@ -1,12 +1,12 @@
-"""Beat's entry class: a stored job comes back with its own timezone, through every copy beat makes."""
+"""Beat's entry class: a stored job comes back with its own timezone or sessions, through every copy beat makes."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
 from services.core.pipeline.job_store import definition
-from services.core.pipeline.jobs import parse_job
+from services.core.pipeline.jobs import ScheduleJSONEncoder, TradingSchedule, parse_job
 from services.scheduler.beat import app
 from services.scheduler.scheduler import JobEntry
 
@@ -37,3 +37,21 @@ def test_the_copy_beat_makes_after_each_run_keeps_zone_job_and_source():
     copied = JobEntry(**dict(entry, last_run_at=datetime.now(UTC), total_run_count=1))  # as ScheduleEntry.next does
     assert str(copied.schedule.tz) == "America/New_York"
     assert (copied.job, copied.source, copied.timezone) == (entry.job, "operator", "America/New_York")
+
+
+def test_a_trading_job_survives_redbeats_json_and_its_copies_as_its_session_schedule():
+    job = parse_job({"name": "tw-quotes", "task": "all", "trading": {"exchange": "XTAI", "every": 900}})
+    encoded = json.dumps(definition(job, "operator"), cls=ScheduleJSONEncoder)
+    assert json.loads(encoded)["schedule"] == {"__type__": "trading", "exchange": "XTAI", "every": 900}
+    entry = JobEntry(app=app, **json.loads(encoded, cls=RedBeatJSONDecoder))
+    assert entry.schedule == TradingSchedule(job.trading)
+    copied = JobEntry(**dict(entry, last_run_at=datetime.now(UTC), total_run_count=1))
+    assert copied.schedule == entry.schedule and copied.job == job.spec()
+    # 13:20 in Taipei on 11 February 2026, the last day before the Lunar New Year holiday: the close is next.
+    last = datetime(2026, 2, 11, 5, 15, tzinfo=UTC)
+    copied.schedule.nowfun = lambda: last + timedelta(minutes=5)
+    assert copied.schedule.is_due(last) == (False, 600.0)
+    copied.schedule.nowfun = lambda: datetime(2026, 2, 11, 5, 30, 2, tzinfo=UTC)
+    due, wait = copied.schedule.is_due(last)
+    assert due and wait == (datetime(2026, 2, 23, 1, 0, tzinfo=UTC) - datetime(2026, 2, 11, 5, 30, 2, tzinfo=UTC)
+                            ).total_seconds()

@@ -1,0 +1,60 @@
+"""`candleflow schedule` with --trading: trading-hours jobs added, changed, listed, and refused with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from services.core.pipeline.job_plan import seed_jobs
+from services.core.pipeline.schedules import reconcile_schedule
+
+pytestmark = pytest.mark.integration
+
+CLI = str(Path(sys.executable).parent / "candleflow")
+
+
+@pytest.fixture()
+def schedule(engine, database_url, redis_url):
+    """Run `candleflow schedule ARGS` on a schedule holding the default jobs."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    reconcile_schedule(client, engine, seed_jobs({}, "UTC"), "UTC")
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TIMEZONE": "UTC"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([CLI, "schedule", *args], env=env, capture_output=True, text=True, timeout=60)
+
+    yield run
+    client.close()
+
+
+def test_add_and_set_a_trading_job_and_the_list_says_when_it_runs(schedule):
+    added = schedule("add", "tw-quotes", "--task", "all", "--trading", "XTAI", "--every", "900", "--json")
+    assert added.returncode == 0, added.stderr
+    job = json.loads(added.stdout)
+    assert (job["trading"], job["timezone"]) == ({"exchange": "XTAI", "every": 900}, "Asia/Taipei")
+    changed = json.loads(schedule("set", "tw-quotes", "--trading", "XSHG", "--after-close", "1800", "--json").stdout)
+    assert (changed["trading"], changed["timezone"]) == ({"exchange": "XSHG", "after_close": 1800}, "Asia/Shanghai")
+    table = schedule("list")
+    assert table.returncode == 0, table.stderr
+    (row,) = [line for line in table.stdout.splitlines() if line.startswith("tw-quotes")]
+    assert "XSHG close +1800s" in row and "Asia/Shanghai" in row
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--trading", "kraken", "--every", "900"), "around the clock"),
+    (("--trading", "XQQQ", "--every", "900"), "unknown exchange"),
+    (("--trading", "XTAI", "--cron", "*/15 9-13 * * *"), "not cron and trading"),
+    (("--after-close", "1800",), "--after-close goes with --trading"),
+    (("--trading", "XTAI",), "one of every"),
+])
+def test_a_bad_trading_job_exits_2_with_the_reason_and_adds_nothing(schedule, args, words):
+    refused = schedule("add", "tw-quotes", "--task", "all", *args)
+    assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+    assert schedule("show", "tw-quotes").returncode == 1
