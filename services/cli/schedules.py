@@ -16,6 +16,9 @@ from services.core.pipeline.job_plan import seed_jobs
 
 __all__ = ["register_schedule_commands", "job_table"]
 
+# The scope fields a job added here may name (the trigger's, bar the relative ranges).
+_SCOPE_FLAGS = ("exchange", "symbol", "timeframe", "since", "until")
+
 # A job's when in the table, by the field it fires by.
 _WHEN = {
     "cron": lambda cron: cron,
@@ -68,7 +71,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    scope = {k: v for k in ("symbol", "timeframe", "since", "until") if (v := getattr(args, k)) is not None}
+    scope = {k: v for k in _SCOPE_FLAGS if (v := getattr(args, k)) is not None}
     spec = {"name": args.name, "task": args.task, "scope": scope, **_timing(args)}
     if args.disabled:
         spec["enabled"] = False
@@ -177,7 +180,7 @@ def register_schedule_commands(commands: argparse._SubParsersAction) -> None:
     verb("show", _show, "one job")
     add = verb("add", _add, "add a job")
     add.add_argument("--task", required=True, help="a run kind (as the trigger's task=) or a maintenance task")
-    for scope in ("symbol", "timeframe", "since", "until"):
+    for scope in _SCOPE_FLAGS:
         add.add_argument(f"--{scope}", help=f"the run's {scope}")
     add.add_argument("--disabled", action="store_true", help="add it switched off")
     timing(add)

@@ -58,3 +58,12 @@ def test_a_bad_trading_job_exits_2_with_the_reason_and_adds_nothing(schedule, ar
     refused = schedule("add", "tw-quotes", "--task", "all", *args)
     assert refused.returncode == 2 and words in refused.stderr, refused.stderr
     assert schedule("show", "tw-quotes").returncode == 1
+
+
+def test_a_job_over_a_venues_own_instruments_names_it_in_its_scope_and_a_fetch_there_exits_2(schedule):
+    added = schedule("add", "cn-daily", "--task", "all", "--exchange", "XSHG", "--trading", "XSHG",
+                     "--after-close", "1800", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["scope"] == {"exchange": "XSHG"}
+    refused = schedule("add", "cn-sync", "--task", "ohlc", "--exchange", "XSHG", "--cron", "5 * * * *")
+    assert refused.returncode == 2 and "XSHG is a stock venue, fed by imports" in refused.stderr

@@ -130,3 +130,12 @@ def test_a_slot_missed_while_beat_was_down_fires_late_only_while_it_is_current()
     closing.nowfun = lambda: at_utc(2026, 11, 27, 15, 0)  # Friday has opened: it waits for Friday's
     due, wait = closing.is_due(tuesday_run)
     assert not due and wait == (at_utc(2026, 11, 27, 18, 30) - at_utc(2026, 11, 27, 15, 0)).total_seconds()
+
+
+def test_a_trading_job_runs_its_venues_instruments_when_its_scope_names_the_venue():
+    job = trading_job(scope={"exchange": "XTAI", "timeframe": "1d"})
+    assert job.run_scope() == {"exchange": "XTAI", "timeframe": "1d"}
+    with pytest.raises(InvalidJob) as caught:  # a stock venue is fed by imports: nothing to fetch on its clock
+        parse_job({"name": "tw-sync", "task": "ohlc", "scope": {"exchange": "XTAI"},
+                   "trading": {"exchange": "XTAI", "every": 900}})
+    assert caught.value.field == "scope.exchange" and "fed by imports" in str(caught.value)
