@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.core.auto_add import AutoAddRule, parse_auto_add
 from services.core.exceptions import ConfigurationError
 from services.core.exchange_ids import ccxt_exchange_ids
+from services.core.partitioning import PartitionInterval, parse_interval, parse_retention
 from services.core.secrets import url_password, weakness
 from services.core.timeframe import Timeframe
 from services.core.venues import PAIR_RE
@@ -121,6 +122,12 @@ class Settings(BaseSettings):
     # named takes TASK_TIME_LIMIT_S. A backfill walks months of bars at the exchange's rate limit.
     task_time_limits: dict[str, StrictInt] = Field(default_factory=lambda: dict(DEFAULT_TASK_TIME_LIMITS),
                                                    description="JSON: run kind → seconds, e.g. {\"backfill\": 7200}")
+    # --- Candle partitions (issue #13): candles and indicator_values are split by timeframe, then by
+    # time in spans of this interval; the job `partitions-hourly` keeps this many spans ready ahead
+    # of now and drops a timeframe's spans once they are wholly older than its CANDLE_RETENTION.
+    candle_partition_interval: str = "month"
+    candle_partitions_ahead: int = Field(3, ge=1, le=120)
+    candle_retention: str = ""
 
     @field_validator("worker_pool")
     @classmethod
@@ -179,6 +186,27 @@ class Settings(BaseSettings):
     def _auto_add_rule(cls, value: str) -> str:
         parse_auto_add(value)  # its ValueError names what is wrong
         return value
+
+    @field_validator("candle_partition_interval")
+    @classmethod
+    def _partition_interval(cls, value: str) -> str:
+        return parse_interval(value).unit  # its ValueError lists the intervals
+
+    @field_validator("candle_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_retention(value)  # its ValueError names the clause
+        return value
+
+    @property
+    def partition_interval(self) -> PartitionInterval:
+        """CANDLE_PARTITION_INTERVAL as a value."""
+        return parse_interval(self.candle_partition_interval)
+
+    @property
+    def retention_by_timeframe(self) -> dict:
+        """CANDLE_RETENTION as timeframe → timedelta; a timeframe not named is kept forever."""
+        return parse_retention(self.candle_retention)
 
     @property
     def auto_add_rule(self) -> AutoAddRule | None:
