@@ -18,10 +18,11 @@ pytestmark = pytest.mark.integration
 MONTH = INTERVALS["month"]
 NOW = datetime(2026, 7, 10, 12, tzinfo=UTC)
 # Every column of every row, in key order: equal digests mean the same rows with the same values.
-DIGEST_SQL = """SELECT count(*), sum(CAST(t.close AS numeric)), md5(string_agg(t::text, ',' ORDER BY instrument_id, timeframe, ts))
-                  FROM {table} t"""
-INDICATOR_DIGEST_SQL = """SELECT count(*), sum(CAST(t.rsi AS numeric)), md5(string_agg(t::text, ',' ORDER BY instrument_id, timeframe, ts))
-                            FROM indicator_values t"""
+_DIGEST = """SELECT count(*), sum(CAST(t.{column} AS numeric)),
+                     md5(string_agg(t::text, ',' ORDER BY instrument_id, timeframe, ts))
+                FROM {table} t"""
+DIGEST_SQL = _DIGEST.format(column="close", table="candles")
+INDICATOR_DIGEST_SQL = _DIGEST.format(column="rsi", table="indicator_values")
 POPULATE_SQL = [
     """INSERT INTO instruments (id, exchange, symbol, timeframes) VALUES
            (1, 'kraken', 'BTC/USD', '{1m,1h}'), (2, 'kraken', 'ETH/USD', '{1h}')""",
@@ -64,15 +65,21 @@ def new_database(database_url):
     admin.dispose()
 
 
+def add_instrument(conn, timeframes: str) -> None:
+    conn.execute(text("INSERT INTO instruments (id, exchange, symbol, timeframes) VALUES (1, 'x', 'A/B', :tf)"),
+                 {"tf": timeframes})
+
+
 def digests(engine) -> tuple:
     with engine.connect() as conn:
-        return (tuple(conn.execute(text(DIGEST_SQL.format(table="candles"))).one()),
+        return (tuple(conn.execute(text(DIGEST_SQL)).one()),
                 tuple(conn.execute(text(INDICATOR_DIGEST_SQL)).one()))
 
 
 def relkind(engine, table: str) -> str:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT relkind FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}).scalar()
+        return conn.execute(text("SELECT relkind FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                            {"t": table}).scalar()
 
 
 def rows_in_defaults(engine, table: str) -> int:
@@ -151,7 +158,7 @@ def test_upserts_still_deduplicate_on_the_partitioned_table(new_database):
 def test_maintenance_makes_spans_ahead_and_empties_the_defaults(new_database):
     _url, engine = new_database()
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO instruments (id, exchange, symbol, timeframes) VALUES (1, 'x', 'A/B', '{4h}')"))
+        add_instrument(conn, "{4h}")
         # A write nothing was made for yet lands in a default instead of failing: a timeframe no partition
         # exists for (5m), and an hourly bar years ahead of every span.
         upsert_candle_batch(conn, "5m", [(1, int(NOW.timestamp() * 1000), 1.0, 1.0, 1.0, 1.0, 1.0, True)])
@@ -162,7 +169,8 @@ def test_maintenance_makes_spans_ahead_and_empties_the_defaults(new_database):
 
     report = maintain_partitions(engine, MONTH, 3, {}, ["1h"], NOW)
     created = report["candles"]["created"]
-    assert {"candles_4h", "candles_5m", "candles_5m_20260701", "candles_1h_20300101", "candles_4h_20261001"} <= set(created)
+    assert {"candles_4h", "candles_5m", "candles_5m_20260701", "candles_1h_20300101",
+            "candles_4h_20261001"} <= set(created)
     assert rows_in_defaults(engine, "candles") == 0 and digests(engine) == before
     assert span_months(engine, "indicator_values", "4h") == ["2026-07", "2026-08", "2026-09", "2026-10"]
     assert maintain_partitions(engine, MONTH, 3, {}, ["1h"], NOW) == {
@@ -173,7 +181,7 @@ def test_retention_drops_only_the_spans_wholly_past_it_and_only_of_its_timeframe
     _url, engine = new_database()
     months = [datetime(2026, month, 15, tzinfo=UTC) for month in range(1, 7)]
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO instruments (id, exchange, symbol, timeframes) VALUES (1, 'x', 'A/B', '{1m,1h}')"))
+        add_instrument(conn, "{1m,1h}")
         for timeframe in ("1m", "1h"):
             upsert_candle_batch(conn, timeframe, [(1, int(ts.timestamp() * 1000), 1.0, 1.0, 1.0, 1.0, 1.0, True)
                                                   for ts in months])
@@ -196,7 +204,7 @@ def test_retention_drops_only_the_spans_wholly_past_it_and_only_of_its_timeframe
 def test_a_span_busy_with_a_reader_is_left_for_the_next_run(new_database):
     _url, engine = new_database()
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO instruments (id, exchange, symbol, timeframes) VALUES (1, 'x', 'A/B', '{1m}')"))
+        add_instrument(conn, "{1m}")
         upsert_candle_batch(conn, "1m", [(1, int(datetime(2026, 1, 2, tzinfo=UTC).timestamp() * 1000),
                                           1.0, 1.0, 1.0, 1.0, 1.0, True)])
     maintain_partitions(engine, MONTH, 3, {}, [], NOW)

@@ -1,4 +1,4 @@
-"""Partitions of candles and indicator_values: the layout in the catalog, spans created ahead, spans past retention dropped.
+"""Partitions of candles and indicator_values: the layout in the catalog, spans made ahead, expired spans dropped.
 
 Each table is LIST-partitioned by timeframe, and each timeframe's partition RANGE-partitioned by ts
 in spans of CANDLE_PARTITION_INTERVAL (ADR 0028). A DEFAULT partition at both levels takes any row
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -190,10 +190,11 @@ def create_partition(conn: Connection, layout: Layout, creation: Creation) -> st
     return name
 
 
-def drop_partition(conn: Connection, name: str) -> None:
-    """Drop one partition and its rows (it holds one timeframe's bars of one span, nothing else)."""
+def drop_partition(conn: Connection, name: str) -> str:
+    """Drop one partition and its rows (it holds one timeframe's bars of one span, nothing else); its name."""
     _run(conn, sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_LOCK_TIMEOUT)))
     _run(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(SCHEMA, name)))
+    return name
 
 
 def build_layout(conn: Connection, table: str, timeframes: Iterable[str], occupied: dict[str, set[datetime]],
@@ -247,11 +248,11 @@ def _maintain_table(conn: Connection, table: str, interval: PartitionInterval, a
             occupied = span_starts(conn, defaults, interval)
         for creation in plan_creations(layout, timeframes, occupied, interval, ahead, now):
             if (creation.span is None) == only_timeframes:
-                _step(conn, report.created, report.deferred, lambda c, x=creation: create_partition(c, layout, x))
+                _step(conn, report.created, report.deferred, create_partition, layout, creation)
     with conn.begin():
         layout = read_layout(conn, table)
     for name in expired_partitions(layout, retention, now):
-        _step(conn, report.dropped, report.deferred, lambda c, n=name: drop_partition(c, n) or n)
+        _step(conn, report.dropped, report.deferred, drop_partition, name)
     if report.created or report.dropped:
         log.info("%s partitions: created %s, dropped %s", table, report.created or "none", report.dropped or "none")
     if report.deferred:
@@ -259,10 +260,11 @@ def _maintain_table(conn: Connection, table: str, interval: PartitionInterval, a
     return report
 
 
-def _step(conn: Connection, done: list[str], deferred: list[str], step) -> None:
+def _step(conn: Connection, done: list[str], deferred: list[str], action: Callable[..., str], *args: object) -> None:
+    """`action(conn, *args)` in a transaction of its own: its name into `done`, a lock timeout into `deferred`."""
     try:
         with conn.begin():
-            done.append(step(conn))
+            done.append(action(conn, *args))
     except OperationalError as exc:
         if not isinstance(exc.orig, psycopg2.errors.LockNotAvailable):
             raise
