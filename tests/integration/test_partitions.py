@@ -83,9 +83,20 @@ def relkind(engine, table: str) -> str:
 
 
 def rows_in_defaults(engine, table: str) -> int:
+    """Rows in the table's default or a rest partition: waiting for their span."""
     with engine.connect() as conn:
         return conn.execute(text(f"""SELECT count(*) FROM {table} t JOIN pg_class c ON c.oid = t.tableoid
-                                      WHERE c.relname LIKE '%default'""")).scalar_one()  # nosec B608
+                                      WHERE c.relname LIKE '%default' OR c.relname LIKE '%rest%'""")
+                            ).scalar_one()  # nosec B608
+
+
+def leaves(engine, table: str) -> list[tuple[str, str]]:
+    """Every leaf partition and its bounds, by name."""
+    with engine.connect() as conn:
+        conn.execute(text("SET TimeZone = 'UTC'"))
+        return [tuple(row) for row in conn.execute(text("""
+            SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_partition_tree(CAST(:t AS regclass)) p
+              JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf ORDER BY 1"""), {"t": table})]
 
 
 def span_months(engine, table: str, timeframe: str) -> list[str]:
@@ -172,6 +183,10 @@ def test_maintenance_makes_spans_ahead_and_empties_the_defaults(new_database):
     assert {"candles_4h", "candles_5m", "candles_5m_20260701", "candles_1h_20300101",
             "candles_4h_20261001"} <= set(created)
     assert rows_in_defaults(engine, "candles") == 0 and digests(engine) == before
+    with engine.connect() as conn:  # spans read in order: the newest bar costs one span's probe, not all of them
+        plan = "\n".join(conn.execute(text("""EXPLAIN SELECT * FROM candles WHERE instrument_id = 1
+                                              AND timeframe = '1h' ORDER BY ts DESC LIMIT 1""")).scalars())
+    assert "Append" in plan and "Merge Append" not in plan, plan
     assert span_months(engine, "indicator_values", "4h") == ["2026-07", "2026-08", "2026-09", "2026-10"]
     assert maintain_partitions(engine, MONTH, 3, {}, ["1h"], NOW) == {
         table: {"created": [], "dropped": [], "deferred": []} for table in ("candles", "indicator_values")}
@@ -198,7 +213,18 @@ def test_retention_drops_only_the_spans_wholly_past_it_and_only_of_its_timeframe
         kept = conn.execute(text("SELECT timeframe, count(*) FROM candles GROUP BY timeframe ORDER BY 1")).all()
         kept_indicators = conn.execute(text("SELECT count(*) FROM indicator_values")).scalar_one()
         kept_indicators = conn.execute(text("SELECT count(*) FROM indicator_values")).scalar_one()
-    assert kept == [("1h", 6), ("1m", 3)] and kept_indicators == 9 and kept_indicators == 9
+    assert kept == [("1h", 6), ("1m", 3)] and kept_indicators == 9
+    minute = [(name, bounds) for name, bounds in leaves(engine, "candles") if name.startswith("candles_1m_")]
+    # The rest partition before the spans grew over the dropped ones: all time is still covered, by few tables.
+    assert minute[0] == ("candles_1m_20260401",
+                         "FOR VALUES FROM ('2026-04-01 00:00:00+00') TO ('2026-05-01 00:00:00+00')")
+    assert minute[-2:] == [
+        ("candles_1m_rest_20261101", "FOR VALUES FROM ('2026-11-01 00:00:00+00') TO (MAXVALUE)"),
+        ("candles_1m_rest_min", "FOR VALUES FROM (MINVALUE) TO ('2026-04-01 00:00:00+00')")]
+    assert len(minute) == 7 + 2
+    with engine.begin() as conn:  # a late bar for dropped time is still written
+        upsert_candle_batch(conn, "1m", [(1, int(months[0].timestamp() * 1000), 1.0, 1.0, 1.0, 1.0, 1.0, True)])
+    assert rows_in_defaults(engine, "candles") == 1 and kept_indicators == 9
 
 
 def test_a_span_busy_with_a_reader_is_left_for_the_next_run(new_database):

@@ -11,7 +11,14 @@ from services.core.exceptions import ConfigurationError
 from services.core.partitioning import INTERVALS, Span, gaps, parse_interval, parse_retention
 from services.core.pipeline.job_plan import seed_jobs
 from services.core.pipeline.jobs import celery_task
-from services.core.store.partitions import Creation, Layout, expired_partitions, partition_name, plan_creations
+from services.core.store.partitions import (
+    Creation,
+    Layout,
+    Rest,
+    expired_partitions,
+    partition_name,
+    plan_creations,
+)
 
 
 def at(*parts: int) -> datetime:
@@ -89,8 +96,9 @@ def test_gaps_are_what_no_existing_span_covers():
 
 def test_the_plan_makes_each_timeframe_then_the_spans_ahead_and_those_rows_wait_for():
     layout = Layout("candles", default="candles_default", lists={"1h": "candles_1h"},
-                    defaults={"1h": "candles_1h_default"},
-                    spans={"1h": [(Span(at(2026, 7, 1), at(2026, 8, 1)), "candles_1h_20260701")]})
+                    spans={"1h": [(Span(at(2026, 7, 1), at(2026, 8, 1)), "candles_1h_20260701")]},
+                    rests={"1h": [Rest(None, at(2026, 7, 1), "candles_1h_rest_min"),
+                                  Rest(at(2026, 8, 1), None, "candles_1h_rest_20260801")]})
     plan = plan_creations(layout, ["1h", "1m"], {"1h": {at(2030, 1, 1)}}, MONTH, 2, at(2026, 7, 10))
     assert plan == [Creation("1m"),
                     Creation("1h", Span(at(2026, 8, 1), at(2026, 9, 1))),
@@ -114,6 +122,15 @@ def test_partition_names_say_table_timeframe_and_start():
     assert partition_name("candles", "1m") == "candles_1m"
     assert partition_name("indicator_values", "15m", at(2026, 1, 1)) == "indicator_values_15m_20260101"
     assert partition_name("candles", "1h", at(2026, 1, 1, 6)) == "candles_1h_20260101_0600"
+    assert partition_name("candles", "1h", rest=True) == "candles_1h_rest_min"
+    assert partition_name("candles", "1h", at(2026, 2, 1), rest=True) == "candles_1h_rest_20260201"
+
+
+def test_a_rest_partition_holds_the_spans_inside_it():
+    rest = Rest(at(2026, 2, 1), None, "candles_1h_rest_20260201")
+    assert rest.holds(Span(at(2026, 2, 1), at(2026, 3, 1))) and rest.holds(Span(at(2040, 1, 1), at(2040, 2, 1)))
+    assert not rest.holds(Span(at(2026, 1, 1), at(2026, 2, 1)))
+    assert Rest(None, at(2026, 2, 1), "x").holds(Span(at(1999, 1, 1), at(1999, 2, 1)))
 
 
 def test_the_partition_job_is_a_default_maintenance_job():
