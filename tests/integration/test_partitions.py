@@ -255,3 +255,28 @@ def test_python_floors_name_the_spans_postgres_truncates_to(new_database):
             for instant in instants:
                 assert conn.execute(text("SELECT date_trunc(:u, CAST(:t AS timestamptz), 'UTC')"),
                                     {"u": unit, "t": instant}).scalar_one() == interval.floor(instant), (unit, instant)
+
+
+def test_the_scheduled_task_lays_out_and_expires_by_the_settings(new_database, monkeypatch):
+    from services.core import config
+    from services.core.pipeline.tasks import maintain_partitions_task
+
+    url, engine = new_database()
+    with engine.begin() as conn:
+        add_instrument(conn, "{1m}")
+        upsert_candle_batch(conn, "1m", [(1, int(datetime(2020, 3, 1, tzinfo=UTC).timestamp() * 1000),
+                                          1.0, 1.0, 1.0, 1.0, 1.0, True)])
+    for name, value in {"DATABASE_URL": url, "CANDLE_PARTITION_INTERVAL": "year", "CANDLE_RETENTION": "1m=30d"}.items():
+        monkeypatch.setenv(name, value)
+    config.get_settings.cache_clear()
+    try:
+        report = maintain_partitions_task()
+    finally:
+        config.get_settings.cache_clear()
+    this_year = datetime.now(UTC).year
+    # A yearly span made for the 2020 bar, then dropped: all of it is older than 30 days.
+    assert {"candles_1m_20200101", f"candles_1m_{this_year}0101", f"candles_1m_{this_year + 3}0101"} <= set(
+        report["candles"]["created"])
+    assert report["candles"]["dropped"] == ["candles_1m_20200101"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM candles")).scalar_one() == 0
