@@ -280,3 +280,39 @@ def test_the_scheduled_task_lays_out_and_expires_by_the_settings(new_database, m
     assert report["candles"]["dropped"] == ["candles_1m_20200101"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM candles")).scalar_one() == 0
+
+
+def test_writes_during_maintenance_are_neither_refused_nor_lost(new_database):
+    import threading
+
+    _url, engine = new_database()
+    with engine.begin() as conn:
+        add_instrument(conn, "{1h}")
+    # Hourly bars from years back to years ahead, written while the job splits rest partitions around them.
+    first = datetime(2024, 1, 1, tzinfo=UTC)
+    bars = [int((first + timedelta(hours=37 * n)).timestamp() * 1000) for n in range(2_000)]
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for start in range(0, len(bars), 10):
+                with engine.begin() as conn:
+                    upsert_candle_batch(conn, "1h", [(1, ts, 1.0, 1.0, 1.0, 1.0, 1.0, True)
+                                                     for ts in bars[start:start + 10]])
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reports = []
+    while writer.is_alive():
+        reports.append(maintain_partitions(engine, MONTH, 3, {}, [], NOW))
+    writer.join()
+    reports.append(maintain_partitions(engine, MONTH, 3, {}, [], NOW))
+    assert sum(len(report["candles"]["created"]) for report in reports[:-1]) > 0, "the job ran while writes went on"
+    assert errors == []
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM candles")).scalar_one() == len(bars)
+    assert rows_in_defaults(engine, "candles") == 0, reports[-1]
+    assert len(span_months(engine, "candles", "1h")) >= len({f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m}"
+                                                             for ms in bars})
