@@ -13,6 +13,7 @@ from services.core.auto_add import AutoAddRule, parse_auto_add
 from services.core.brokers import check_broker_url, check_result_backend
 from services.core.exceptions import ConfigurationError
 from services.core.exchange_ids import ccxt_exchange_ids
+from services.core.partitioning import PartitionInterval, parse_interval, parse_retention
 from services.core.secrets import url_password, weakness
 from services.core.timeframe import Timeframe
 from services.core.venues import PAIR_RE
@@ -138,6 +139,12 @@ class Settings(BaseSettings):
     # so N hosts × processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW) must stay under max_connections.
     db_pool_size: int = Field(5, ge=1, le=100)
     db_max_overflow: int = Field(5, ge=0, le=100)
+    # --- Candle partitions (issue #13): candles and indicator_values are split by timeframe, then by
+    # time in spans of this interval; the job `partitions-hourly` keeps this many spans ready ahead
+    # of now and drops a timeframe's spans once they are wholly older than its CANDLE_RETENTION.
+    candle_partition_interval: str = "month"
+    candle_partitions_ahead: int = Field(3, ge=1, le=120)
+    candle_retention: str = ""
 
     @field_validator("worker_pool")
     @classmethod
@@ -196,6 +203,27 @@ class Settings(BaseSettings):
     def _auto_add_rule(cls, value: str) -> str:
         parse_auto_add(value)  # its ValueError names what is wrong
         return value
+
+    @field_validator("candle_partition_interval")
+    @classmethod
+    def _partition_interval(cls, value: str) -> str:
+        return parse_interval(value).unit  # its ValueError lists the intervals
+
+    @field_validator("candle_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_retention(value)  # its ValueError names the clause
+        return value
+
+    @property
+    def partition_interval(self) -> PartitionInterval:
+        """CANDLE_PARTITION_INTERVAL as a value."""
+        return parse_interval(self.candle_partition_interval)
+
+    @property
+    def retention_by_timeframe(self) -> dict:
+        """CANDLE_RETENTION as timeframe → timedelta; a timeframe not named is kept forever."""
+        return parse_retention(self.candle_retention)
 
     @property
     def auto_add_rule(self) -> AutoAddRule | None:

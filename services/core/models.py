@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _NOW = func.now()
+# candles and indicator_values are partitioned by timeframe, then by ts (migration 0009, ADR 0028);
+# their partitions live in schema `partitions`, made and dropped by services/core/store/partitions.py.
+_PARTITIONED = {"postgresql_partition_by": "LIST (timeframe)"}
 
 
 class Base(DeclarativeBase):
@@ -104,6 +107,7 @@ class Candle(_PerBar, Base):
     """One OHLCV bar; closed bars are final, the open bar is replaced until it closes."""
 
     __tablename__ = "candles"
+    __table_args__ = _PARTITIONED
 
     open: Mapped[float] = mapped_column(Float)
     high: Mapped[float] = mapped_column(Float)
@@ -199,6 +203,7 @@ class IndicatorValues(_PerBar, Base):
     """One wide row of indicator values per bar, with the bar's regime."""
 
     __tablename__ = "indicator_values"
+    __table_args__ = _PARTITIONED
 
     regime: Mapped[str | None] = mapped_column(String(16))
     is_closed: Mapped[bool] = mapped_column(Boolean)

@@ -28,6 +28,9 @@ DEFAULT_JOBS: dict[str, dict] = {
     "levels-weekly": {"task": "levels", "cron": "40 4 * * 1"},
     "prune-daily": {"task": "prune-runs", "cron": "50 3 * * *"},
     "prune-ledger-daily": {"task": "prune-ledger", "cron": "55 3 * * *"},
+    # Candle partitions ready CANDLE_PARTITIONS_AHEAD spans ahead, rows moved out of the defaults,
+    # CANDLE_RETENTION applied; hourly, so even day-long spans are made long before they are needed.
+    "partitions-hourly": {"task": "maintain-partitions", "cron": "35 * * * *"},
     # Runs whose messages vanished (purged queue, flushed Redis) are failed within minutes.
     "find-lost-runs": {"task": "find-lost-runs", "every": 60},
 }

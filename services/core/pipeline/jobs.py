@@ -28,6 +28,7 @@ MAINTENANCE_TASKS: dict[str, str] = {
     "prune-ledger": "ingest.prune_ledger",
     "find-lost-runs": "pipeline.find_lost",
     "sync-markets": "ingest.sync_markets",
+    "maintain-partitions": "pipeline.maintain_partitions",
 }
 RUN_TASK = "pipeline.start"
 # A job firing more often than this is a mistake (or a load test), not a schedule.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 import redis
 from celery import chain, chord
@@ -23,9 +24,10 @@ from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRA
 from services.core.pipeline.time_limits import kind_time_limits, stage_time_limits
 from services.core.priority import DEFAULT_PRIORITY, broker_priority
 from services.core.store.instruments import active_universe
+from services.core.store.partitions import maintain_partitions
 
-__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "find_lost", "ping", "plan_instruments",
-           "plan_batches", "summarise"]
+__all__ = ["start_run", "finish_run", "abort_run", "prune_history", "find_lost", "maintain_partitions_task", "ping",
+           "plan_instruments", "plan_batches", "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +234,14 @@ def find_lost() -> dict:
     if lost:
         log.warning("failed %d run(s) whose messages were lost: %s", len(lost), ", ".join(lost))
     return {"restored_tasks": restored, "lost_runs": lost}
+
+
+@app.task(name="pipeline.maintain_partitions", **_TRANSIENT)
+def maintain_partitions_task() -> dict:
+    """Create candle partitions ahead and for rows waiting in a default; drop those past CANDLE_RETENTION."""
+    settings = get_settings()
+    return maintain_partitions(get_engine(), settings.partition_interval, settings.candle_partitions_ahead,
+                               settings.retention_by_timeframe, settings.timeframes, datetime.now(UTC))
 
 
 @app.task(name="pipeline.ping")

@@ -119,3 +119,15 @@ def test_the_clock_restarts_for_a_new_retimed_rezoned_or_reenabled_job_only():
     assert schedule_changed(job(enabled=False), job())
     assert not schedule_changed(job(), job(priority=9))
     assert not schedule_changed(job(), job(enabled=False))
+
+
+def test_the_api_and_operations_docs_name_every_maintenance_task():
+    from pathlib import Path
+
+    from services.core.pipeline.jobs import MAINTENANCE_TASKS
+
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    for page in ("api.md", "operations.md"):
+        text = (docs / page).read_text(encoding="utf-8")
+        missing = [name for name in MAINTENANCE_TASKS if f"`{name}`" not in text]
+        assert not missing, f"docs/{page} does not name {missing}"
