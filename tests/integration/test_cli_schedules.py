@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import redis
 
-from services.core.pipeline.job_plan import DEFAULT_JOBS, seed_jobs
-from services.core.pipeline.schedules import reconcile_schedule
+from services.core.pipeline.job_plan import DEFAULT_JOBS
+from tests.utils.schedule_cli import schedule_cli
 
 pytestmark = pytest.mark.integration
 
-CLI = str(Path(sys.executable).parent / "candleflow")
 
 
 @pytest.fixture()
 def schedule(engine, database_url, redis_url):
-    """Run `candleflow schedule ARGS`, on a schedule holding the default jobs (as beat start writes it)."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    reconcile_schedule(client, engine, seed_jobs({}, "UTC"), "UTC")
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TIMEZONE": "UTC"}
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([CLI, "schedule", *args], env=env, capture_output=True, text=True, timeout=60)
-
-    yield run
-    client.close()
+    with schedule_cli(engine, database_url, redis_url) as run:
+        yield run
 
 
 def test_list_prints_a_table_and_json_for_scripts(schedule):
