@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Flask, Response, abort, current_app, request
 
-__all__ = ["SECURITY_HEADERS", "SERVER_NAME", "install_security_headers", "json_error_bytes", "write_json_error"]
+__all__ = ["SECURITY_HEADERS", "SERVER_NAME", "allow_body", "install_security_headers", "json_error_bytes",
+           "write_json_error"]
+
+F = TypeVar("F", bound=Callable)
 
 # An API answers with data, never with a page to render, frame or cache.
 SECURITY_HEADERS = {
@@ -28,10 +33,23 @@ def _add_security_headers(response: Response) -> Response:
     return response
 
 
+def allow_body(limit: Callable[[], int]) -> Callable[[F], F]:
+    """Let one route take bodies up to `limit()` bytes (an upload) instead of the app's MAX_CONTENT_LENGTH.
+    Put it right under the route decorator: it marks the view the app registers."""
+    def mark(view: F) -> F:
+        view.body_limit = limit  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
 def _refuse_oversize_bodies() -> None:
     # Flask enforces MAX_CONTENT_LENGTH only when a view reads the body; a route that never
-    # reads one would otherwise accept any size in silence.
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    # reads one would otherwise accept any size in silence. A route marked by allow_body has its own.
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    own = getattr(view, "body_limit", None)
+    limit = own() if own is not None else current_app.config.get("MAX_CONTENT_LENGTH")
+    if own is not None:
+        request.max_content_length = limit  # what reading the form enforces, too
     if limit is not None and (request.content_length or 0) > limit:
         abort(413, f"request body over {limit} bytes")
 

@@ -72,10 +72,12 @@ def _start_analysis(options, symbols: list[str], as_json: bool) -> None:
     from services.core.celery_app import app as celery
     from services.core.config import get_settings
     from services.core.pipeline.runs import submit_run, validate_request
+    from services.core.pipeline.scopes import MAX_LIST
     from services.core.priority import DEFAULT_PRIORITY
 
-    request = validate_request("all", exchange=options.exchange, symbol=",".join(symbols),
-                               timeframe=options.timeframe)
+    # Beyond a list's limit, the venue's whole universe in this timeframe (the imported ones among it).
+    named = ",".join(symbols) if len(symbols) <= MAX_LIST else None
+    request = validate_request("all", exchange=options.exchange, symbol=named, timeframe=options.timeframe)
     run_id, created = submit_run(celery, redis.Redis.from_url(get_settings().redis_url), request, DEFAULT_PRIORITY)
     if as_json:
         print(json.dumps({"analysis_run_id": run_id, "scope": request.scope(), "duplicate": not created}))

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 _NOW = func.now()
-# candles and indicator_values are partitioned by timeframe, then by ts (migration 0009, ADR 0028);
+# candles and indicator_values are partitioned by timeframe, then by ts (migration 0010, ADR 0028);
 # their partitions live in schema `partitions`, made and dropped by services/core/store/partitions.py.
 _PARTITIONED = {"postgresql_partition_by": "LIST (timeframe)"}
 

@@ -49,12 +49,19 @@ VENUE_KINDS = {
 }
 
 
+# exchange_calendars' aliases that are ISO MICs of their own, sharing another venue's calendar (NASDAQ's XNAS
+# trades XNYS's sessions). Its other aliases (NYSE, HKEX, TASE, ...) are names, not MICs.
+_MIC_ALIASES = frozenset({"XNAS", "XASE", "ARCX", "BATS", "OOTC", "XTSX"})
+
+
 @cache
 def mic_codes() -> frozenset[str]:
-    """The MICs exchange_calendars has a calendar for (XNYS, XSHG, XTAI, …)."""
+    """The MICs exchange_calendars has a calendar for (XNYS, XNAS, XSHG, XTAI, …)."""
     from exchange_calendars import get_calendar_names
 
-    return frozenset(name for name in get_calendar_names(include_aliases=False) if _MIC_RE.fullmatch(name))
+    names = set(get_calendar_names(include_aliases=True))
+    return frozenset(name for name in names if _MIC_RE.fullmatch(name)
+                     and (name in _MIC_ALIASES or name in get_calendar_names(include_aliases=False)))
 
 
 def venue(exchange: str) -> Venue:

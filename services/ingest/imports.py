@@ -11,12 +11,32 @@ from services.core.imports import ImportOptions
 from services.core.pipeline.stages import RETRY_POLICY, TRANSIENT_ERRORS
 from services.core.store.uploads import delete_upload, read_upload
 
-__all__ = ["import_upload"]
+__all__ = ["ImportTask", "import_upload"]
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="ingest.import_file", autoretry_for=TRANSIENT_ERRORS, **RETRY_POLICY)
+class ImportTask(app.Task):
+    """An import that fails for good (retries spent, a bug, a soft time limit) ends its run FAILURE and drops
+    its upload: never PENDING for a week holding up to IMPORT_MAX_BYTES in Postgres."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        from services.core.pipeline.failures import describe_failure
+        from services.ingest.files.importing import record_refusal
+
+        run_id = args[0] if args else kwargs.get("run_id")
+        engine = get_engine()
+        with engine.begin() as conn:
+            upload = read_upload(conn, run_id)
+            if upload is None:
+                return
+            record_refusal(conn, run_id, upload["filename"], ImportOptions(**upload["options"]),
+                           describe_failure(exc), reason="failed")
+            delete_upload(conn, run_id)
+        log.error("import %s of %s failed: %s", run_id, upload["filename"], exc)
+
+
+@app.task(name="ingest.import_file", base=ImportTask, autoretry_for=TRANSIENT_ERRORS, **RETRY_POLICY)
 def import_upload(run_id: str) -> dict:
     """Import the upload of run `run_id`; a refused file ends the run FAILURE with the reason, nothing stored.
 

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from flask import Blueprint, Response, jsonify, request
 
 from services.api.auth import require_token
+from services.api.edge import allow_body
 from services.api.errors import ApiError
 from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
@@ -83,13 +84,11 @@ def _upload() -> tuple[str, bytes]:
 
 
 @import_routes.post("/api/imports")
+@allow_body(lambda: deps().settings.import_max_bytes)  # an upload, not a request: IMPORT_MAX_BYTES (413 beyond)
 @require_token
 @with_query(NoParameters)
 def start_import(query: NoParameters) -> tuple[Response, int]:
     """Stage an uploaded candle file for the ingest worker; 202 with the run id to follow at GET /api/runs/<id>."""
-    settings = deps().settings
-    # The app refuses big bodies early (64 KiB); an upload may be IMPORT_MAX_BYTES (413 beyond).
-    request.max_content_length = settings.import_max_bytes
     if not request.content_type or not request.content_type.startswith("multipart/form-data"):
         raise ApiError(400, "send the file as multipart/form-data (curl -F file=@bars.csv ...)", "body")
     options = _options()

@@ -134,6 +134,10 @@ def validate_request(kind: str | None, *, exchange: str | None = None, symbol: s
     starts = [name for name in ("since", *relative) if given[name] is not None]
     if len(starts) > 1:
         raise InvalidRunRequest(starts[1], f"give one start: since, days, hours or bars (got {' and '.join(starts)})")
+    if bars is not None and exchange is not None and venue(exchange).has_calendar:
+        # bars= counts back whole timeframes of wall-clock time; a venue's bars skip nights and holidays.
+        raise InvalidRunRequest("bars", f"bars= counts wall-clock bars, not {exchange}'s sessions; give since= or "
+                                        "days= on a stock venue")
     if relative and until is not None:
         raise InvalidRunRequest("until", f"{starts[0]}= is a range ending now; until goes with since only")
     accepted = frozenset().union(*(stage.accepts for stage in stages))

@@ -24,13 +24,15 @@ def record_import(conn: Connection, run_id: str, parsed: ParsedFile, options: Im
     return reports
 
 
-def record_refusal(conn: Connection, run_id: str, filename: str, options: ImportOptions, error: Exception) -> None:
-    """Finish the run FAILURE with the refusal named; nothing else is written."""
+def record_refusal(conn: Connection, run_id: str, filename: str, options: ImportOptions, error: Exception | str,
+                   reason: str = "refused") -> None:
+    """Finish the run FAILURE with the refusal (or, with reason "failed", the crash) named; nothing else is
+    written."""
     if insert_run(conn, run_id, RUN_KIND, options.scope(filename)) != "STARTED":
         return
     label = _label(options.symbol or "*", options.timeframe)
     finish_run_row(conn, run_id, "FAILURE",
-                   {label: [{"stage": "import", "status": "failed", "reason": "refused", "error": str(error)}]},
+                   {label: [{"stage": "import", "status": "failed", "reason": reason, "error": str(error)}]},
                    [{"instrument": label, "stage": "import", "error": str(error)}])
 
 

@@ -78,6 +78,16 @@ def test_a_file_refused_as_a_whole_ends_its_run_failure_with_the_reason_and_stor
     assert _count(engine, "import_uploads") == 0
 
 
+def test_an_import_that_fails_for_good_ends_its_run_failure_and_drops_its_upload(client, engine):
+    run_id = _post(client, VENDOR_FILE.read_bytes()).get_json()["task_id"]
+    # What Celery calls once the task failed for good (retries spent, a bug): never PENDING for a week.
+    import_upload.on_failure(RuntimeError("boom"), run_id, (run_id,), {}, None)
+    status = client.get(f"/api/runs/{run_id}", headers=AUTH).get_json()
+    assert status["status"] == "FAILURE" and status["result"][0]["reason"] == "failed", status
+    assert _count(engine, "import_uploads") == 0 and _count(engine, "candles") == 0
+    import_upload.on_failure(RuntimeError("again"), run_id, (run_id,), {}, None)  # nothing left: no error
+
+
 @pytest.mark.parametrize(("fields", "content", "parameter", "message"), [
     ({"exchange": "NYSE"}, b"x", "exchange", "unknown exchange 'NYSE'"),
     ({"symbol": "msft"}, b"x", "symbol", "malformed symbol"),
@@ -118,6 +128,16 @@ def test_a_body_over_import_max_bytes_is_answered_413(api_settings, celery, brok
     assert answer.status_code == 413 and answer.get_json()["status"] == "error"
     assert _post(small.test_client(), VENDOR_FILE.read_bytes()).status_code == 202  # 757 bytes and the form pass
     assert _count(engine, "import_uploads") == 1
+
+
+def test_an_upload_may_exceed_the_apps_64_kib_body_limit_that_every_other_route_keeps(client, engine):
+    big = b"Date,Open,High,Low,Close,Volume\n" + b"2026-11-23,1,2,1,2,1\n" * 10_000  # ~210 KB
+    assert len(big) > 64 * 1024
+    assert _post(client, big).status_code == 202
+    assert _count(engine, "import_uploads") == 1
+    other = client.post("/api/instruments", data=b"x" * (65 * 1024),
+                        headers={**AUTH, "Content-Type": "application/json"})
+    assert other.status_code == 413
 
 
 def test_a_real_ingest_worker_imports_the_upload(api_settings, client, engine, redis_url, database_url):

@@ -177,3 +177,9 @@ def test_an_unknown_exchange_is_refused_naming_both_kinds(on_kraken, exchange):
 def test_a_symbol_must_be_of_its_exchanges_kind(on_kraken, exchange, symbol, expected):
     caught = refusal("all", exchange=exchange, symbol=symbol)
     assert caught.parameter == "symbol" and expected in str(caught)
+
+
+def test_bars_on_a_stock_venue_is_refused_for_what_it_would_count(on_kraken):
+    caught = refusal("indicators", exchange="XNYS", bars=20)
+    assert caught.parameter == "bars" and "sessions" in str(caught)
+    assert validate_request("indicators", exchange="XNYS", days=30).scope() == {"exchange": "XNYS", "days": 30}

@@ -8,12 +8,13 @@ from services.core.venues import UnknownVenue, check_symbol, mic_codes, trading_
 
 
 @pytest.mark.parametrize(("exchange", "kind"), [("kraken", "ccxt"), ("binance", "ccxt"), ("XNYS", "mic"),
+                                                ("XNAS", "mic"), ("ARCX", "mic"),
                                                 ("XSHG", "mic"), ("XTAI", "mic")])
 def test_an_exchange_is_a_ccxt_id_or_a_mic(exchange, kind):
     assert venue(exchange).kind == kind
 
 
-@pytest.mark.parametrize("exchange", ["KRAKEN", "xnys", "XXXX", "24/7", "us_futures", "", "NYSE"])
+@pytest.mark.parametrize("exchange", ["KRAKEN", "xnys", "XXXX", "24/7", "us_futures", "", "NYSE", "HKEX", "TASE"])
 def test_anything_else_is_refused_with_both_rules_named(exchange):
     with pytest.raises(UnknownVenue, match=r"neither a ccxt exchange id .* nor a MIC"):
         venue(exchange)
@@ -44,5 +45,6 @@ def test_a_mic_has_its_venues_calendar_and_a_ccxt_exchange_none():
     assert trading_calendar("kraken") is None
     calendar = trading_calendar("XTAI")
     assert str(calendar.tz) == "Asia/Taipei"
+    assert trading_calendar("XNAS").is_session("2026-11-27") and not trading_calendar("XNAS").is_session("2026-11-26")
     # 2026-01-01 is a holiday in Taipei; the 2nd (a Friday) is a session.
     assert not calendar.is_session("2026-01-01") and calendar.is_session("2026-01-02")
