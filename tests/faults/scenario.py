@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -41,6 +42,7 @@ class Scenario:
     symbols: list[str]
     timeframe: str
     row: Row
+    log_dir: Path
     problems: list[str] = field(default_factory=list)
 
     def reset_data(self) -> None:
@@ -131,7 +133,16 @@ class Scenario:
         if open_runs:
             self.problems.append(f"runs left non-terminal: {open_runs}")
         self.row.passed = not self.problems
-        assert not self.problems, "\n".join([*self.problems, "worker errors:", *self.worker_errors()])
+        if self.problems:
+            kept = self.keep_logs()
+            raise AssertionError("\n".join([*self.problems, f"the stack's logs: {kept}", "worker errors:",
+                                            *self.worker_errors()]))
+
+    def keep_logs(self) -> Path:
+        """Every service's log, timestamped, in one file: a failing run's cause must outlive the stack."""
+        kept = self.log_dir / "compose.log"
+        kept.write_text(self.stack.compose("logs", "--no-color", "--timestamps", check=False).stdout)
+        return kept
 
     def worker_errors(self, last: int = 20) -> list[str]:
         """The workers' last error lines: where a failing scenario's cause is written."""
