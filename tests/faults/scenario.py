@@ -92,6 +92,22 @@ class Scenario:
             self.problems.append(f"the fault came too late: run {run_id} had already ended {state}")
         return f"{done}/{len(self.symbols) * len(KIND_STAGES['all'])} stages"
 
+    def failed_windows(self) -> int:
+        """Fetch windows the ledger holds as failed (waiting for the repair job)."""
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM fetch_ledger WHERE status = 'failed'")).scalar_one()
+
+    def repair(self, bound: float) -> None:
+        """Run the repair job once and wait until the ledger holds no failed window, for up to `bound` seconds."""
+        reply = http("POST", self.stack.url("API_PORT", "/api/schedules/repair-failed-windows-daily/run"),
+                     token=API_TOKEN)
+        assert reply.status in (200, 202), reply.text
+        deadline = time.monotonic() + bound
+        while self.failed_windows() and time.monotonic() < deadline:
+            time.sleep(1)
+        if self.failed_windows():
+            self.problems.append(f"failed windows left {bound:.0f} s after the repair job")
+
     def wait_terminal(self, run_id: str, bound: float, started: float) -> dict | None:
         """Poll until the run is finished or `bound` seconds after `started` passed; records the seconds taken."""
         body = None
