@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import redis
 from celery.schedules import crontab
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
 
@@ -20,6 +21,10 @@ from services.core.pipeline.schedules import reconcile_schedule
 __all__ = ["JobEntry", "JobScheduler"]
 
 log = logging.getLogger(__name__)
+
+# How soon beat tries again while Redis is away: its lock (BEAT_LOCK_TIMEOUT_S, 15 s at least) must be
+# renewed well within its lifetime once Redis is back.
+REDIS_AWAY_RETRY_S = 1.0
 
 
 class JobEntry(RedBeatSchedulerEntry):
@@ -66,6 +71,19 @@ class JobScheduler(RedBeatScheduler):
         settings = get_settings()
         seed = seed_jobs(settings.schedule_overrides, settings.timezone)
         reconcile_schedule(get_redis(self.app), get_engine(), seed, settings.timezone)
+
+    def tick(self, *args, **kwargs):
+        """RedBeat's tick, riding out a Redis outage instead of exiting: beat waits and tries again, and a
+        lock that expired meanwhile is taken back, or left to the beat that took it (standby until it is free)."""
+        try:
+            if self.lock_key and self.lock is not None and not self.lock.owned():
+                if not self.lock.acquire(blocking=False):
+                    return self.lock_timeout / 3  # another beat drives the schedule now
+                log.warning("beat: took the schedule lock back after losing it to a Redis outage")
+            return super().tick(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("beat: Redis unavailable (%s); trying again in %g s", exc, REDIS_AWAY_RETRY_S)
+            return REDIS_AWAY_RETRY_S
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         result = super().apply_async(entry, producer=producer, advance=advance, **kwargs)

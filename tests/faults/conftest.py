@@ -88,9 +88,9 @@ def expected(stack) -> Expected:
 
 
 @pytest.fixture
-def scenario(request, stack, engine, expected) -> Iterator[Scenario]:
-    """A scenario on empty market tables; its row joins the table whatever the outcome."""
-    scenario = Scenario(stack, engine, expected, SYMBOLS, TIMEFRAME, Row(request.node.name, ""))
+def scenario(request, stack, engine, expected, tmp_path) -> Iterator[Scenario]:
+    """A scenario on empty market tables; its row joins the table whatever the outcome, its logs stay when it fails."""
+    scenario = Scenario(stack, engine, expected, SYMBOLS, TIMEFRAME, Row(request.node.name, ""), tmp_path)
     scenario.reset_data()
     yield scenario
     ROWS.append(scenario.row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -41,6 +42,7 @@ class Scenario:
     symbols: list[str]
     timeframe: str
     row: Row
+    log_dir: Path
     problems: list[str] = field(default_factory=list)
 
     def reset_data(self) -> None:
@@ -90,6 +92,22 @@ class Scenario:
             self.problems.append(f"the fault came too late: run {run_id} had already ended {state}")
         return f"{done}/{len(self.symbols) * len(KIND_STAGES['all'])} stages"
 
+    def failed_windows(self) -> int:
+        """Fetch windows the ledger holds as failed (waiting for the repair job)."""
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM fetch_ledger WHERE status = 'failed'")).scalar_one()
+
+    def repair(self, bound: float) -> None:
+        """Run the repair job once and wait until the ledger holds no failed window, for up to `bound` seconds."""
+        reply = http("POST", self.stack.url("API_PORT", "/api/schedules/repair-failed-windows-daily/run"),
+                     token=API_TOKEN)
+        assert reply.status in (200, 202), reply.text
+        deadline = time.monotonic() + bound
+        while self.failed_windows() and time.monotonic() < deadline:
+            time.sleep(1)
+        if self.failed_windows():
+            self.problems.append(f"failed windows left {bound:.0f} s after the repair job")
+
     def wait_terminal(self, run_id: str, bound: float, started: float) -> dict | None:
         """Poll until the run is finished or `bound` seconds after `started` passed; records the seconds taken."""
         body = None
@@ -131,7 +149,16 @@ class Scenario:
         if open_runs:
             self.problems.append(f"runs left non-terminal: {open_runs}")
         self.row.passed = not self.problems
-        assert not self.problems, "\n".join([*self.problems, "worker errors:", *self.worker_errors()])
+        if self.problems:
+            kept = self.keep_logs()
+            raise AssertionError("\n".join([*self.problems, f"the stack's logs: {kept}", "worker errors:",
+                                            *self.worker_errors()]))
+
+    def keep_logs(self) -> Path:
+        """Every service's log, timestamped, in one file: a failing run's cause must outlive the stack."""
+        kept = self.log_dir / "compose.log"
+        kept.write_text(self.stack.compose("logs", "--no-color", "--timestamps", check=False).stdout)
+        return kept
 
     def worker_errors(self, last: int = 20) -> list[str]:
         """The workers' last error lines: where a failing scenario's cause is written."""

@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import text
 
 from tests.e2e.stack import http
-from tests.faults.scenario import API_TOKEN, RUN_BOUND_S
+from tests.faults.scenario import RUN_BOUND_S
 
 pytestmark = pytest.mark.e2e
 
@@ -23,11 +22,6 @@ RULES = [
     {"kind": "http_503", "path": KLINES, "symbol": "SOL/USD", "times": 12},
 ]
 REPAIR_BOUND_S = 120.0
-
-
-def _failed_windows(scenario) -> int:
-    with scenario.engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM fetch_ledger WHERE status = 'failed'")).scalar_one()
 
 
 def test_exchange_faults_are_retried_or_ledgered_and_repaired_until_every_candle_is_stored(scenario):
@@ -50,17 +44,10 @@ def test_exchange_faults_are_retried_or_ledgered_and_repaired_until_every_candle
     if unfired:
         scenario.problems.append(f"fault rules that never fired: {unfired}")
 
-    failed = _failed_windows(scenario)
+    failed = scenario.failed_windows()
     scenario.row.done += f" ({failed} windows ledgered failed)"
     if failed:
-        reply = http("POST", scenario.stack.url("API_PORT", "/api/schedules/repair-failed-windows-daily/run"),
-                     token=API_TOKEN)
-        assert reply.status in (200, 202), reply.text
-        deadline = time.monotonic() + REPAIR_BOUND_S
-        while _failed_windows(scenario) and time.monotonic() < deadline:
-            time.sleep(1)
-        if _failed_windows(scenario):
-            scenario.problems.append(f"failed windows left {REPAIR_BOUND_S:.0f} s after the repair job")
+        scenario.repair(REPAIR_BOUND_S)
     # The repaired candles' indicators and signals come with the next run, as on the hourly schedule.
     seconds = scenario.row.seconds
     rerun, _ = scenario.submit()

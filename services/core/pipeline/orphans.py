@@ -9,6 +9,12 @@ its hostname and often its pid, never its start time). Every minute the sweeper 
 for theirs (`inspect stats`: pid, uptime), and a message whose holder is gone or replaced is
 handed back to its queue by kombu's own restore, once it has been missed for a grace period (a
 worker too busy to answer one broadcast is not taken for dead).
+
+A live worker can also forget a message it holds: when its broker connection drops, Celery drops
+the messages it had reserved or held for an ETA (a retry's countdown, a delayed run) and kombu
+tries to put them back at once, while Redis is still away, so the attempt fails and they stay in
+the hash under a holder that is alive. So a message whose holder answers but lists it neither as
+active, reserved nor scheduled is handed back the same way, after the same grace.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import redis
 from celery import Celery
@@ -25,7 +31,7 @@ from kombu.transport.redis import Channel
 from services.core import keys
 from services.core.holders import Holder, read_holders
 
-__all__ = ["SAME_START_S", "held_messages", "orphaned", "restore_orphans"]
+__all__ = ["SAME_START_S", "held_messages", "holdings", "orphaned", "restore_orphans"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,28 @@ def _is_alive(holder: Holder, alive: Mapping[str, tuple[int, float]]) -> bool:
     return current is not None and current[0] == pid and abs(current[1] - started) <= SAME_START_S
 
 
+def _still_held(task_id: str, holder: Holder, alive: Mapping[str, tuple[int, float]],
+                holding: Mapping[str, set[str]]) -> bool:
+    """Its holder is alive and has not forgotten it (a worker that did not list its tasks is not judged)."""
+    worker = holder[0]
+    return _is_alive(holder, alive) and (worker not in holding or task_id in holding[worker])
+
+
+def holdings(replies: Iterable[Mapping[str, list] | None]) -> dict[str, set[str]]:
+    """worker → the task ids it holds, from its `inspect active`, `reserved` and `scheduled` replies;
+    only workers that answered all three (a missing answer is no evidence of a forgotten message)."""
+    replies = [reply or {} for reply in replies]
+    answered = set.intersection(*(set(reply) for reply in replies)) if replies else set()
+    held: dict[str, set[str]] = {worker: set() for worker in answered}
+    for reply in replies:
+        for worker in answered:
+            for entry in reply[worker]:
+                request = entry.get("request", entry)  # `scheduled` wraps the request with its eta
+                if isinstance(request, Mapping) and isinstance(request.get("id"), str):
+                    held[worker].add(request["id"])
+    return held
+
+
 def held_messages(client: redis.Redis) -> dict[str, str]:
     """Delivery tag → task id of every message a worker holds unacknowledged."""
     held = {}
@@ -54,15 +82,18 @@ def held_messages(client: redis.Redis) -> dict[str, str]:
 
 
 def orphaned(held: Mapping[str, str], holders: Mapping[str, Holder], alive: Mapping[str, tuple[int, float]],
-             suspects: Mapping[str, float], now: float, grace_s: float) -> tuple[list[str], dict[str, float]]:
+             suspects: Mapping[str, float], now: float, grace_s: float,
+             holding: Mapping[str, set[str]] | None = None) -> tuple[list[str], dict[str, float]]:
     """(tags to hand back, suspects to keep): a held message whose holder is not alive — no worker of its
-    name answered, or one answered with another pid or start (`alive`: worker → (pid, start)) — is a
-    suspect from `now`, and handed back once it has been one for `grace_s`. A message with no recorded
-    holder is left to the visibility timeout."""
+    name answered, or one answered with another pid or start (`alive`: worker → (pid, start)) — or whose
+    live holder does not list it (`holding`: worker → task ids, see `holdings`) is a suspect from `now`,
+    and handed back once it has been one for `grace_s`. A message with no recorded holder is left to the
+    visibility timeout."""
+    holding = holding or {}
     restore, keep = [], {}
     for tag, task_id in held.items():
         holder = holders.get(task_id)
-        if holder is None or _is_alive(holder, alive):
+        if holder is None or _still_held(task_id, holder, alive, holding):
             continue
         first_missed = suspects.get(tag, now)
         if now - first_missed >= grace_s:
@@ -85,11 +116,15 @@ def restore_orphans(celery: Celery, client: redis.Redis, grace_s: float, inspect
     if not holders:
         return []
     asked = time.time()
-    replies = celery.control.inspect(timeout=inspect_timeout_s).stats() or {}
+    inspect = celery.control.inspect(timeout=inspect_timeout_s)
+    replies = inspect.stats() or {}
     alive = {worker: (int(stats.get("pid", -1)), asked - float(stats.get("uptime", 0)))
              for worker, stats in replies.items()}
+    # Asked after the message list was read: a message received since is not in `held`, and one that
+    # finished since is acknowledged, so handing it back is a no-op.
+    holding = holdings([inspect.active(), inspect.reserved(), inspect.scheduled()])
     suspects = {tag.decode(): float(first) for tag, first in client.hgetall(keys.ORPHAN_SUSPECTS).items()}
-    restore, keep = orphaned(held, holders, alive, suspects, now, grace_s)
+    restore, keep = orphaned(held, holders, alive, suspects, now, grace_s, holding)
     pipe = client.pipeline()
     pipe.delete(keys.ORPHAN_SUSPECTS)
     if keep:
@@ -103,6 +138,7 @@ def restore_orphans(celery: Celery, client: redis.Redis, grace_s: float, inspect
             # head of its queue's priority list, marked redelivered (an acknowledged one is gone: no-op).
             qos.restore_by_tag(tag)
             worker, pid, _started = holders[held[tag]]
-            log.warning("worker %s (pid %d) is gone: task %s handed back to its queue", worker, pid, held[tag])
+            why = "forgot it" if _is_alive(holders[held[tag]], alive) else "is gone"
+            log.warning("worker %s (pid %d) %s: task %s handed back to its queue", worker, pid, why, held[tag])
             restored.append(held[tag])
     return restored

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.core.pipeline.orphans import SAME_START_S, orphaned
+from services.core.pipeline.orphans import SAME_START_S, holdings, orphaned
 
 NOW = 1_000_000.0
 HELD = {"tag-a": "run.0.ohlc", "tag-b": "run.1.ohlc"}
@@ -34,3 +34,24 @@ def test_a_worker_back_before_the_grace_clears_the_suspicion():
 
 def test_a_message_without_a_recorded_holder_is_left_to_the_visibility_timeout():
     assert orphaned({"tag-x": "other"}, HOLDERS, {}, {}, NOW, grace_s=0) == ([], {})
+
+
+def test_a_message_its_live_holder_no_longer_lists_is_a_suspect_and_handed_back_after_the_grace():
+    alive = {"ingest@a": (7, 5_000.0), "ingest@b": (7, 6_000.0)}
+    holding = {"ingest@a": set(), "ingest@b": {"run.1.ohlc"}}  # a forgot run.0.ohlc across a reconnect
+    restore, suspects = orphaned(HELD, HOLDERS, alive, {}, NOW, grace_s=45, holding=holding)
+    assert (restore, suspects) == ([], {"tag-a": NOW})
+    assert orphaned(HELD, HOLDERS, alive, suspects, NOW + 45, grace_s=45, holding=holding) == (["tag-a"], {})
+
+
+def test_a_worker_that_did_not_list_its_tasks_is_not_judged_to_have_forgotten_any():
+    alive = {"ingest@a": (7, 5_000.0), "ingest@b": (7, 6_000.0)}
+    assert orphaned(HELD, HOLDERS, alive, {}, NOW, grace_s=0, holding={"ingest@b": set()}) == (["tag-b"], {})
+
+
+def test_holdings_joins_active_reserved_and_scheduled_of_the_workers_that_answered_all_three():
+    active = {"ingest@a": [{"id": "t1"}], "ingest@b": [], "ingest@c": [{"id": "t9"}]}
+    reserved = {"ingest@a": [{"id": "t2"}], "ingest@b": [{"id": "t3"}], "ingest@c": []}
+    scheduled = {"ingest@a": [{"eta": "2024-03-01T00:00:00", "priority": 4, "request": {"id": "t4"}}], "ingest@b": []}
+    assert holdings([active, reserved, scheduled]) == {"ingest@a": {"t1", "t2", "t4"}, "ingest@b": {"t3"}}
+    assert holdings([active, None, scheduled]) == {}  # nobody answered `reserved`: no evidence at all
