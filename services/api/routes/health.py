@@ -1,4 +1,4 @@
-"""Health: a liveness probe, and readiness (Redis, Postgres, a worker on every queue) from a background view."""
+"""Health: a liveness probe, and readiness (Redis, the broker, Postgres, a worker per queue) from a background view."""
 
 from __future__ import annotations
 
@@ -43,8 +43,15 @@ def liveness(query: NoParameters) -> Response:
     return jsonify({"status": "ok"})
 
 
-def check_dependencies(redis_client, engine, celery: Celery) -> HealthReading:
-    """Ask Redis, Postgres and the workers once; every failure named."""
+def _ping_broker(celery: Celery) -> None:
+    # One connection attempt over BROKER_URL (RabbitMQ, Sentinel, ...), bounded like the inspect.
+    with celery.connection_for_write(connect_timeout=INSPECT_TIMEOUT_S) as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=INSPECT_TIMEOUT_S)
+
+
+def check_dependencies(redis_client, engine, celery: Celery, separate_broker: bool = False) -> HealthReading:
+    """Ask Redis (REDIS_URL), the broker when it is another server (BROKER_URL), Postgres and the workers once;
+    every failure named."""
     checks: dict[str, object] = {}
     problems: list[str] = []
     try:
@@ -53,6 +60,13 @@ def check_dependencies(redis_client, engine, celery: Celery) -> HealthReading:
     except Exception as exc:
         checks["redis"] = f"error: {_failure(exc)}"
         problems.append(f"redis unreachable ({_failure(exc)})")
+    if separate_broker:
+        try:
+            _ping_broker(celery)
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"error: {_failure(exc)}"
+            problems.append(f"broker unreachable ({_failure(exc)})")
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -60,7 +74,7 @@ def check_dependencies(redis_client, engine, celery: Celery) -> HealthReading:
     except Exception as exc:
         checks["postgres"] = f"error: {_failure(exc)}"
         problems.append(f"postgres unreachable ({_failure(exc).splitlines()[0]})")
-    if checks["redis"] == "ok":
+    if checks.get("broker", checks["redis"]) == "ok":
         try:
             consumers = queue_consumers(celery)
             checks["queues"] = consumers
@@ -80,7 +94,9 @@ def _health_view() -> HealthView:
     if view is None:
         api = deps()
         view = app.extensions.setdefault(_VIEW_KEY, HealthView(
-            lambda: check_dependencies(api.redis, api.engine, api.celery), api.settings.api_health_refresh_s))
+            lambda: check_dependencies(api.redis, api.engine, api.celery,
+                                       separate_broker=api.settings.broker_url != api.settings.redis_url),
+            api.settings.api_health_refresh_s))
     return view
 
 

@@ -59,3 +59,38 @@ def test_readiness_is_served_from_the_background_view_without_asking_the_workers
     assert {answer["checked_at"] for answer in answers} == {first["checked_at"]}
     assert all(answer["age_s"] >= 0 for answer in answers)
     assert answers[-1]["age_s"] >= answers[0]["age_s"]
+
+
+def _with_broker(monkeypatch, url: str):
+    """Settings and a Celery app whose BROKER_URL is `url` (REDIS_URL unchanged)."""
+    from services.core.celery_app import create_celery
+    from services.core.config import get_settings
+
+    monkeypatch.setenv("BROKER_URL", url)
+    get_settings.cache_clear()
+    return get_settings(), create_celery()
+
+
+def test_readiness_asks_a_broker_of_its_own_and_names_it_when_it_is_unreachable(api_settings, broker, engine,
+                                                                                monkeypatch):
+    settings, celery = _with_broker(monkeypatch, f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+    try:
+        response = create_app(settings=settings, celery=celery, redis_client=broker, engine=engine).test_client() \
+            .get("/api/health")
+    finally:
+        celery.close()
+    body = response.get_json()
+    assert response.status_code == 503 and "broker unreachable" in body["message"], body
+    assert body["checks"]["broker"].startswith("error") and body["checks"]["redis"] == "ok"
+    assert body["checks"]["queues"].startswith("skipped")
+
+
+def test_readiness_reports_the_broker_ok_when_it_answers(api_settings, broker, engine, redis_url, monkeypatch):
+    # Another URL on the same server: the broker counts as a server of its own and is asked.
+    settings, celery = _with_broker(monkeypatch, redis_url.rsplit("/", 1)[0] + "/5")
+    try:
+        body = create_app(settings=settings, celery=celery, redis_client=broker, engine=engine).test_client() \
+            .get("/api/health").get_json()
+    finally:
+        celery.close()
+    assert body["checks"]["broker"] == "ok" and isinstance(body["checks"]["queues"], dict), body
