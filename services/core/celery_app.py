@@ -140,6 +140,10 @@ def create_celery() -> Celery:
         task_send_sent_event=True,
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
+        # A broker that refuses a command (Redis at its maxmemory answers OOM to the worker's own
+        # pidbox and queue declarations) restarts the consumer with back-off, as a lost connection
+        # does, instead of ending the worker with "Unrecoverable error" (docs/reliability.md, scenario 7).
+        broker_channel_error_retry=True,
         # Ride out a Redis outage of up to PUBLISH_RETRY_BOUND_S: publishes and result writes (a
         # chord's part counter included) wait for it to come back instead of failing the run.
         task_publish_retry=True,

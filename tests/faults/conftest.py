@@ -89,8 +89,17 @@ def expected(stack) -> Expected:
 
 @pytest.fixture
 def scenario(request, stack, engine, expected, tmp_path) -> Iterator[Scenario]:
-    """A scenario on empty market tables; its row joins the table whatever the outcome, its logs stay when it fails."""
+    """A scenario on empty market tables; its row joins the table whatever the outcome, its logs stay when it fails.
+
+    A failed scenario may leave the stack broken (a dead container, a stuck run still holding its lock):
+    the stack is then built again from empty volumes, so the next scenario's verdict is its own.
+    """
     scenario = Scenario(stack, engine, expected, SYMBOLS, TIMEFRAME, Row(request.node.name, ""), tmp_path)
     scenario.reset_data()
     yield scenario
     ROWS.append(scenario.row)
+    if not scenario.row.passed:
+        stack.compose("down", "--volumes", "--timeout", "20", check=False)
+        stack.compose("up", "--detach")
+        stack.wait_healthy(timeout=300)
+        engine.dispose()
