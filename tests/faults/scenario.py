@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -158,6 +159,12 @@ class Scenario:
         """Every service's log, timestamped, in one file: a failing run's cause must outlive the stack."""
         kept = self.log_dir / "compose.log"
         kept.write_text(self.stack.compose("logs", "--no-color", "--timestamps", check=False).stdout)
+        # Beside it, what each run recorded per instrument: which stage said what, for the data it lacks.
+        with self.engine.connect() as conn:
+            runs = [dict(row) for row in conn.execute(text(
+                "SELECT id, kind, state, created_at, finished_at, stages, errors, batches FROM pipeline_runs "
+                "ORDER BY created_at")).mappings()]
+        (self.log_dir / "runs.json").write_text(json.dumps(runs, indent=1, default=str))
         return kept
 
     def worker_errors(self, last: int = 20) -> list[str]:
