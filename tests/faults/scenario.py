@@ -109,6 +109,17 @@ class Scenario:
         if self.failed_windows():
             self.problems.append(f"failed windows left {bound:.0f} s after the repair job")
 
+    def repair_rerun_and_judge(self, repair_bound: float, failed: int) -> None:
+        """Repair the `failed` windows the ledger holds, run again (the repaired candles' indicators and
+        signals come with the next run, as on the hourly schedule) and judge; the first run's time stays."""
+        if failed:
+            self.repair(repair_bound)
+        seconds = self.row.seconds
+        rerun, _ = self.submit()
+        self.expect_success(self.wait_terminal(rerun, RUN_BOUND_S, time.monotonic()))
+        self.row.seconds = seconds
+        self.judge()
+
     def wait_terminal(self, run_id: str, bound: float, started: float) -> dict | None:
         """Poll until the run is finished or `bound` seconds after `started` passed; records the seconds taken."""
         body = None

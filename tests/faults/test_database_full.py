@@ -6,40 +6,27 @@ from __future__ import annotations
 
 import time
 
-import psycopg2
 import pytest
 
 from tests.e2e.stack import http
 from tests.faults.scenario import RUN_BOUND_S
+from tests.utils.connections import fill_connections
 
 pytestmark = pytest.mark.e2e
 
 FULL_S = 20
 
 
-def _fill(dsn: str, held: list) -> list:
-    """Open connections until the server refuses one (its max_connections, less the superuser reserve)."""
-    try:
-        for _ in range(1000):
-            held.append(psycopg2.connect(dsn))
-    except psycopg2.OperationalError as exc:
-        assert "too many clients" in str(exc) or "remaining connection slots" in str(exc), exc
-        return held
-    for connection in held:
-        connection.close()
-    raise AssertionError("the server took 1000 connections")
-
-
 def _take_every_connection(dsn: str) -> list:
     """Every slot the suite's, and every other client's connection cut (as a restart would), so the stack's
     processes must connect anew and are refused; the slots cut free are taken too."""
-    held = _fill(dsn, [])
+    held = fill_connections(dsn)
     with held[0].cursor() as cursor:
         cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                        "WHERE backend_type = 'client backend' AND pid <> ALL(%s)",
                        ([connection.get_backend_pid() for connection in held],))
     held[0].commit()
-    return _fill(dsn, held)
+    return fill_connections(dsn, held)
 
 
 def test_postgres_out_of_connections_mid_run_gives_503_on_reads_and_the_run_still_succeeds(scenario):

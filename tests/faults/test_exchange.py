@@ -46,11 +46,4 @@ def test_exchange_faults_are_retried_or_ledgered_and_repaired_until_every_candle
 
     failed = scenario.failed_windows()
     scenario.row.done += f" ({failed} windows ledgered failed)"
-    if failed:
-        scenario.repair(REPAIR_BOUND_S)
-    # The repaired candles' indicators and signals come with the next run, as on the hourly schedule.
-    seconds = scenario.row.seconds
-    rerun, _ = scenario.submit()
-    scenario.expect_success(scenario.wait_terminal(rerun, RUN_BOUND_S, time.monotonic()))
-    scenario.row.seconds = seconds
-    scenario.judge()
+    scenario.repair_rerun_and_judge(REPAIR_BOUND_S, failed)

@@ -63,10 +63,4 @@ def test_timeouts_html_pages_and_a_symbol_delisted_mid_run_leave_no_silent_hole(
     scenario.row.done += f" ({failed} windows ledgered failed; first run {first and first['status']})"
     if not errors and not failed:
         scenario.problems.append(f"{DELISTED} was delisted mid-run, yet neither reported nor ledgered")
-    if failed:
-        scenario.repair(REPAIR_BOUND_S)
-    seconds = scenario.row.seconds
-    rerun, _ = scenario.submit()
-    scenario.expect_success(scenario.wait_terminal(rerun, RUN_BOUND_S, time.monotonic()))
-    scenario.row.seconds = seconds
-    scenario.judge()
+    scenario.repair_rerun_and_judge(REPAIR_BOUND_S, failed)

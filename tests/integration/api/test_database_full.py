@@ -3,11 +3,11 @@ once connections are free; the process does not crash."""
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 from sqlalchemy import text
 
 from tests.integration.api.rows import add_candles, add_instrument
+from tests.utils.connections import fill_connections
 
 pytestmark = pytest.mark.integration
 
@@ -18,16 +18,7 @@ def _take_every_connection(engine, database_url: str) -> list:
     with engine.connect() as conn:
         limit = int(conn.execute(text("SHOW max_connections")).scalar_one())
     engine.dispose()  # the app's pool must open a new connection, as after a restart
-    held = []
-    try:
-        for _ in range(limit + 1):  # a superuser may take the reserved slots too
-            held.append(psycopg2.connect(dsn))
-    except psycopg2.OperationalError as exc:
-        assert "too many clients" in str(exc) or "remaining connection slots" in str(exc), exc
-        return held
-    for connection in held:
-        connection.close()
-    raise AssertionError(f"the server took {limit} connections and more")
+    return fill_connections(dsn, most=limit + 1)  # a superuser may take the reserved slots too
 
 
 def test_a_full_database_gives_503_on_reads_and_the_routes_recover(client, engine, database_url):
