@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     candle_partition_interval: str = "month"
     candle_partitions_ahead: int = Field(3, ge=1, le=120)
     candle_retention: str = ""
+    # How many times a started run whose messages were lost (or whose finish found an instrument
+    # short of its last stage) is resumed from its records before it is failed "messages lost".
+    run_resume_limit: int = Field(3, ge=0, le=100)
 
     @field_validator("worker_pool")
     @classmethod

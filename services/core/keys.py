@@ -6,7 +6,7 @@ import json
 
 __all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK", "REDBEAT_SCHEDULE",
            "REDBEAT_STATICS", "RUN_LOCK_PATTERN", "redbeat_entry", "run_lock", "run_record", "run_dispatched",
-           "rate_limit"]
+           "run_resumes", "rate_limit"]
 
 PREFIX = "candleflow:"
 # A run still "running" after this long is presumed lost (worker crash plus result expiry);
@@ -45,6 +45,11 @@ def run_record(run_id: str) -> str:
 def run_dispatched(run_id: str) -> str:
     """Set once a run's stage tasks are queued, so a redelivered start does not fan out twice."""
     return f"{PREFIX}run-dispatched:{run_id}"
+
+
+def run_resumes(run_id: str) -> str:
+    """How many times a started run was resumed from its records (RUN_RESUME_LIMIT bounds it); lives as its lock."""
+    return f"{PREFIX}run-resumes:{run_id}"
 
 
 def rate_limit(exchange: str) -> str:

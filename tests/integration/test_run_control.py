@@ -156,21 +156,33 @@ def test_a_delayed_run_cancelled_before_its_time_never_starts(stack):
     assert after["status"] == "CANCELLED" and after["started_at"] is None and after["result"] == []
 
 
-def test_a_run_whose_queued_task_was_purged_is_failed_as_lost_by_the_beats_job_and_its_lock_freed(stack, broker):
+def test_a_run_whose_queued_indicators_tasks_were_purged_is_resumed_by_the_beats_job_and_succeeds_once(
+        stack, broker, database_url):
     stack.stop("worker-indicators")
     try:
-        status, body = stack.trigger("indicators", symbol="BTC/USD")
+        status, body = stack.trigger("all")
         assert status == 202
         run_id = body["task_id"]
-        _until(lambda: queued(broker, "indicators") == 1, "the run's indicators task queued", stack)
+        _until(lambda: queued(broker, "indicators") == 2, "both batches' indicators tasks queued", stack)
         broker.delete(*priority_keys("indicators", PRIORITY_STEPS))  # what `celery purge -Q indicators` does
-        run = stack.wait_for_run(run_id, timeout=300)
+        _until(lambda: f"run {run_id} resumed from its records" in _worker_logs(stack), "the run resumed", stack,
+               timeout=300)
+        assert "3 instrument(s) restart at indicators (3)" in _worker_logs(stack)
+        assert queued(broker, "indicators") == 2  # two new batches of at most PIPELINE_BATCH_SIZE (2)
+        assert broker.get(RunRequest("all").dedup_key()) == run_id.encode()  # still going: its lock is kept
     finally:
         stack.start("worker-indicators")
-    assert run["status"] == "FAILURE" and "messages lost" in run["error"], run
-    assert broker.get(RunRequest("indicators", symbol="BTC/USD").dedup_key()) is None
-    assert "whose messages were lost" in _worker_logs(stack)
-    status, again = stack.trigger("indicators", symbol="BTC/USD")
+    run = stack.wait_for_run(run_id, timeout=300)
+    assert run["status"] == "SUCCESS", run
+    entries = {(e["instrument"], e["stage"]): e for e in run["result"]}
+    assert set(entries) == {(label, stage) for label in LABELS for stage in ("ohlc", "indicators", "signals")}
+    assert all(entry["status"] == "ok" for entry in entries.values())
+    for batch in (2, 3):  # the resumed batches ran, under ids appended to the run's batches
+        assert f"indicators.stage.indicators[{run_id}.{batch}.indicators]" in stack.log("worker-indicators")
+    candles, indicators, signals = after = _counts(database_url)
+    assert candles == 3 * 501 and indicators == 3 * 501 and signals > 0  # every bar once, whole
+    assert broker.get(RunRequest("all").dedup_key()) is None
+    status, again = stack.trigger("all")
     assert status == 202 and again["task_id"] != run_id, "the identical request starts a new run at once"
-    stack.wait_for_consumers({"indicators"})
     assert stack.wait_for_run(again["task_id"])["status"] == "SUCCESS"
+    assert _counts(database_url) == after  # the same bars again: no signal was missing or doubled

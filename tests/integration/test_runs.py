@@ -1,4 +1,5 @@
-"""Run bookkeeping against real Postgres and Redis: lost runs are failed, their locks freed; cancelled runs stay so."""
+"""Run bookkeeping against real Postgres and Redis: lost runs are failed (a started one once its resumes are
+spent), their locks freed; cancelled runs stay so."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def _message(run_id: str, task_id: str | None = None) -> str:
     return json.dumps({"headers": {"id": task_id or run_id, "root_id": run_id, "task": "x"}, "body": ""})
 
 
-def test_runs_whose_messages_vanished_are_failed_within_minutes_and_the_others_left_alone(pipeline, engine,
-                                                                                          redis_url):
+def test_runs_whose_messages_vanished_and_cannot_be_resumed_are_failed_within_minutes_and_the_others_left_alone(
+        pipeline, engine, redis_url):
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     with engine.begin() as conn:
@@ -54,7 +55,13 @@ def test_runs_whose_messages_vanished_are_failed_within_minutes_and_the_others_l
                    ('young', 'signals', '{}', 'STARTED', now(), now(), NULL),
                    ('later', 'patterns', '{}', 'SCHEDULED', now() - interval '1 hour', NULL,
                     now() + interval '1 hour')"""))
+        # Started with planned batches, so resumable, but resumed RUN_RESUME_LIMIT (3) times already.
+        conn.execute(text("""INSERT INTO pipeline_runs (id, kind, scope, state, created_at, started_at, batches)
+            VALUES ('resumed-enough', 'regime', '{}', 'STARTED', now() - interval '10 min', now() - interval '10 min',
+                    '[["BTC/USD 1h"]]')"""))
     client.set(RunRequest("all").dedup_key(), "purged")
+    client.set(RunRequest("regime").dedup_key(), "resumed-enough")
+    client.set(keys.run_resumes("resumed-enough"), 3)
     # A stage task being worked on (acks_late: in the unacked hash), another waiting at priority 9.
     client.hset("unacked", "tag-1", json.dumps([json.loads(_message("working", "working.0.ohlc")), "", "ingest"]))
     client.lpush("indicators\x06\x169", _message("waiting", "waiting.0.levels"))
@@ -67,18 +74,23 @@ def test_runs_whose_messages_vanished_are_failed_within_minutes_and_the_others_l
 
     result = pipeline.find_lost.run()
 
-    assert sorted(result["lost_runs"]) == ["purged", "queued-purged"]
+    # A started row without planned batches (nothing to resume from) and a run queued without a row are failed.
+    assert sorted(result["lost_runs"]) == ["purged", "queued-purged", "resumed-enough"]
+    assert result["resumed_runs"] == []
     with engine.connect() as conn:
         rows = {row.id: row for row in conn.execute(text("SELECT id, state, errors FROM pipeline_runs"))}
     assert {run_id: row.state for run_id, row in rows.items()} == {
         "purged": "FAILURE", "queued-purged": "FAILURE", "working": "STARTED", "waiting": "STARTED",
-        "young": "STARTED", "later": "SCHEDULED"}
+        "young": "STARTED", "later": "SCHEDULED", "resumed-enough": "FAILURE"}
     assert "messages lost" in rows["purged"].errors[0]["error"]
     assert "messages lost" in rows["queued-purged"].errors[0]["error"]
+    assert rows["resumed-enough"].errors[0]["error"].startswith("messages lost: none of the run's messages")
+    assert rows["resumed-enough"].errors[0]["error"].endswith("resumed 3 times (RUN_RESUME_LIMIT)")
     assert client.get(RunRequest("all").dedup_key()) is None
+    assert client.get(RunRequest("regime").dedup_key()) is None
     assert client.get(RunRequest("ohlc", symbol="BTC/USD").dedup_key()) is None
     assert client.get(RunRequest("ohlc", symbol="ETH/USD").dedup_key()) == b"queued-waiting"
-    assert pipeline.find_lost.run() == {"restored_tasks": [], "lost_runs": []}  # failed once, not again
+    assert pipeline.find_lost.run() == {"restored_tasks": [], "lost_runs": [], "resumed_runs": []}  # failed once
 
 
 def _cancelled_run(engine, run_id: str, kind: str = "all") -> None:

@@ -25,7 +25,7 @@ from services.core.pipeline.stages import RETRY_POLICY, STAGES, Stage, stage_par
 from services.core.store.instruments import resolve_instruments
 from services.core.venues import venue
 
-__all__ = ["BatchWork", "new_carry", "carry_exchange", "instrument_label", "instrument_outcomes", "per_instrument",
+__all__ = ["BatchWork", "new_carry", "carry_exchange", "instrument_label", "per_instrument",
            "in_one_transaction", "run_stage", "register_stage"]
 
 log = logging.getLogger(__name__)
@@ -39,21 +39,18 @@ def instrument_label(symbol: str, timeframe: str) -> str:
     return f"{symbol} {timeframe}"
 
 
-def new_carry(run_id: str, exchange: str, symbols: list[str], timeframe: str, params: dict) -> dict:
-    """What travels down one batch's chain: which instruments, and what happened to each so far."""
+def new_carry(run_id: str, exchange: str, symbols: list[str], timeframe: str, params: dict,
+              outcomes: dict[str, dict] | None = None) -> dict:
+    """What travels down one batch's chain: which instruments, and what happened to each so far
+    (`outcomes`: symbol → stages and first failure, when a resume rebuilds it from the records)."""
+    outcomes = outcomes or {}
     return {"run_id": run_id, "exchange": exchange, "timeframe": timeframe, "params": params, "symbols": list(symbols),
-            "outcomes": {symbol: {"stages": [], "failed": None} for symbol in symbols}}
+            "outcomes": {symbol: outcomes.get(symbol, {"stages": [], "failed": None}) for symbol in symbols}}
 
 
 def carry_exchange(carry: dict) -> str:
     """The exchange of a carry's instruments (a carry queued before runs named one is on EXCHANGE's)."""
     return carry.get("exchange") or get_settings().exchange
-
-
-def instrument_outcomes(carries: list[dict]) -> list[dict]:
-    """Every instrument of every batch: symbol, timeframe, its stage entries and first failure."""
-    return [{"symbol": symbol, "timeframe": carry["timeframe"], **carry["outcomes"][symbol]}
-            for carry in carries for symbol in carry["symbols"]]
 
 
 def per_instrument(work_one: Callable[..., dict]) -> BatchWork:

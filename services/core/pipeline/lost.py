@@ -1,4 +1,5 @@
-"""Lost runs: unfinished runs none of whose messages the broker holds any more, found within minutes.
+"""Lost runs: unfinished runs none of whose messages the broker holds any more, found within minutes,
+resumed from their records when they started (resume.py), failed otherwise.
 
 A run is alive while some message of it exists: its start waiting (or held for its ETA), a
 stage task queued, being worked on or held for a retry, its finish. Celery stamps every
@@ -23,23 +24,26 @@ from sqlalchemy import Engine
 from services.core import keys
 from services.core.celery_app import QUEUES
 from services.core.pipeline import records
+from services.core.pipeline.resume import resume_run
 from services.core.pipeline.runs import queued_run, release_run
 from services.core.priority import PRIORITY_STEPS, priority_keys
 
-__all__ = ["Suspect", "lost_runs", "message_keys", "run_ids_in_broker", "fail_lost_runs"]
+__all__ = ["Suspect", "lost_runs", "message_keys", "run_ids_in_broker", "recover_lost_runs"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Suspect:
-    """An unfinished run: when it last showed progress, and when it is due to start if delayed."""
+    """An unfinished run: when it last showed progress, when it is due to start if delayed, and whether
+    it can be resumed (STARTED with planned batches: its records say what is left to do)."""
 
     run_id: str
     kind: str
     scope: dict
     quiet_since: datetime
     starts_at: datetime | None = None
+    resumable: bool = False
 
 
 def lost_runs(suspects: Iterable[Suspect], alive: set[str], now: datetime, quiet_s: float) -> list[Suspect]:
@@ -100,32 +104,37 @@ def _queued_suspects(client: redis.Redis, known: set[str], now: datetime) -> lis
     return suspects
 
 
-def fail_lost_runs(engine: Engine, client: redis.Redis, quiet_s: float, now: datetime | None = None,
-                   broker: redis.Redis | None = None) -> list[str]:
-    """Fail every lost run with "messages lost" and free its lock; their ids. The broker (`broker`, when
-    its Redis is not `client`'s) is read only when some run has been quiet for `quiet_s`, so a healthy
+def recover_lost_runs(engine: Engine, client: redis.Redis, quiet_s: float, now: datetime | None = None,
+                      broker: redis.Redis | None = None) -> tuple[list[str], list[str]]:
+    """Resume every lost run that started (lock kept), fail the others with "messages lost" and free their
+    lock: (ids failed, ids resumed). A resumed run past RUN_RESUME_LIMIT is failed. The broker (`broker`,
+    when its Redis is not `client`'s) is read only when some run has been quiet for `quiet_s`, so a healthy
     minute costs one query and one SCAN. A RabbitMQ broker cannot be read so: pipeline.find_lost skips."""
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
         rows = records.unfinished_runs(conn)
-    suspects = [Suspect(row["id"], row["kind"], row["scope"], row["quiet_since"], row["scheduled_for"])
-                for row in rows]
+    suspects = [Suspect(row["id"], row["kind"], row["scope"], row["quiet_since"], row["scheduled_for"],
+                        resumable=row["state"] == "STARTED" and bool(row["batches"])) for row in rows]
     suspects += _queued_suspects(client, {row["id"] for row in rows}, now)
     if not lost_runs(suspects, set(), now, quiet_s):
-        return []
+        return [], []
     # Two reads: a message popped by a worker in the instant before kombu files it as unacked is in
     # neither place for that instant, but in the hash by the second read.
     broker = broker or client
     lost = lost_runs(suspects, run_ids_in_broker(broker) | run_ids_in_broker(broker), now, quiet_s)
-    failed = []
+    why = (f"none of the run's messages was in the broker after {quiet_s:g} s without progress "
+           "(purged queue, flushed Redis, or a message lost in delivery)")
+    failed, resumed = [], []
     for suspect in lost:
-        error = {"instrument": "*", "stage": "pipeline",
-                 "error": f"messages lost: none of the run's messages was in the broker after {quiet_s:g} s "
-                          "without progress (purged queue or flushed Redis)"}
+        if suspect.resumable:
+            outcome = resume_run(engine, client, suspect.run_id, why)  # "left": it finished meanwhile
+            {"resumed": resumed, "failed": failed}.get(outcome, []).append(suspect.run_id)
+            continue
+        error = {"instrument": "*", "stage": "pipeline", "error": f"messages lost: {why}"}
         with engine.begin() as conn:
             failed_now = records.fail_lost_run(conn, suspect.run_id, suspect.kind, suspect.scope, error)
         # Freed either way: a run that finished meanwhile has no use for it (a stale lock, if its finish missed it).
         release_run(client, suspect.kind, suspect.scope, suspect.run_id)
         if failed_now:
             failed.append(suspect.run_id)
-    return failed
+    return failed, resumed

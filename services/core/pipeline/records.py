@@ -9,7 +9,7 @@ from sqlalchemy import Connection, text
 
 __all__ = ["insert_run", "insert_scheduled_run", "record_stages", "finish_run_row", "fail_run_row", "fail_lost_runs",
            "fail_lost_run", "cancel_run_row", "run_state", "unfinished_runs", "delete_runs_before", "read_run",
-           "read_runs", "read_stage_progress"]
+           "read_runs", "read_stage_progress", "quiet_for_s", "append_batches"]
 
 # bandit B608 (marked nosec below): only the _RUN_COLUMNS constant and fixed WHERE fragments are
 # interpolated; every value is a bound parameter.
@@ -125,10 +125,10 @@ def fail_lost_run(conn: Connection, run_id: str, kind: str, scope: dict, error: 
 
 
 def unfinished_runs(conn: Connection) -> list[dict]:
-    """Every run not finished: id, kind, scope, state, scheduled_for and `quiet_since`, its last sign of
-    progress (created, started, or a stage recorded)."""
+    """Every run not finished: id, kind, scope, state, scheduled_for, batches and `quiet_since`, its last
+    sign of progress (created, started, or a stage recorded)."""
     rows = conn.execute(text("""
-        SELECT r.id, r.kind, r.scope, r.state, r.scheduled_for,
+        SELECT r.id, r.kind, r.scope, r.state, r.scheduled_for, r.batches,
                greatest(r.created_at, r.started_at, max(p.recorded_at)) AS quiet_since
           FROM pipeline_runs r LEFT JOIN pipeline_stage_results p ON p.run_id = r.id
          WHERE r.finished_at IS NULL
@@ -183,3 +183,24 @@ def read_stage_progress(conn: Connection, run_id: str) -> dict[str, list[dict]]:
             {"id": run_id}):
         stages.setdefault(instrument, []).append(result)
     return stages
+
+
+def quiet_for_s(conn: Connection, run_id: str) -> float:
+    """Seconds since the run last showed progress (started, or a stage recorded), by the database's clock."""
+    return conn.execute(text("""
+        SELECT extract(epoch FROM now() - greatest(r.created_at, r.started_at, max(p.recorded_at)))
+          FROM pipeline_runs r LEFT JOIN pipeline_stage_results p ON p.run_id = r.id
+         WHERE r.id = :id GROUP BY r.id"""), {"id": run_id}).scalar_one()
+
+
+def append_batches(conn: Connection, run_id: str, batches: list[list[str]]) -> int | None:
+    """Add a resume's batches to the run's planned ones; the index of the first, or None if the run finished.
+
+    Appended, never replaced: a batch's index names its stage tasks, so ids never collide and a
+    cancel revokes the resumed tasks too.
+    """
+    return conn.execute(text("""
+        UPDATE pipeline_runs SET batches = coalesce(batches, '[]'::jsonb) || CAST(:batches AS jsonb)
+         WHERE id = :id AND finished_at IS NULL
+     RETURNING jsonb_array_length(batches) - :n"""), {"id": run_id, "batches": json.dumps(batches),
+                                                      "n": len(batches)}).scalar()

@@ -287,12 +287,14 @@ def cancelled_outcome(batches: list[list[str]], stage_names: tuple[str, ...],
     Every stage an instrument did not settle gets a "cancelled" entry; an instrument completed
     when each of its stages ended ok.
     """
-    planned = [label for batch in batches for label in batch]
-    labels = sorted(set(planned) | set(stages))
+    planned = {label for batch in batches for label in batch}
+    labels = sorted(planned | set(stages))
     settled: dict[str, list[dict]] = {}
     for label in labels:
         done = {entry["stage"]: entry for entry in stages.get(label, [])}
-        settled[label] = [done.get(name, {"stage": name, "status": "cancelled"}) for name in stage_names]
+        # One the plan refused ran nothing: its own entry (stage "plan") says why.
+        settled[label] = ([done.get(name, {"stage": name, "status": "cancelled"}) for name in stage_names]
+                          if label in planned else stages[label])
     completed = [label for label in labels if all(entry["status"] == "ok" for entry in settled[label])]
     return (_stage_entries(settled), completed, [label for label in labels if label not in completed])
 

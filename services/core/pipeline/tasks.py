@@ -7,7 +7,8 @@ import time
 from datetime import UTC, datetime
 
 import redis
-from celery import chain, chord
+from celery import Task
+from celery.exceptions import Retry
 
 from services.core import keys
 from services.core.brokers import broker_redis
@@ -15,14 +16,16 @@ from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.db import get_engine
 from services.core.pipeline import records
-from services.core.pipeline.chain import instrument_label, instrument_outcomes, new_carry
-from services.core.pipeline.lost import fail_lost_runs
+from services.core.pipeline.chain import instrument_label, new_carry
+from services.core.pipeline.dispatch import batch_chain, dispatch, finish_signature
+from services.core.pipeline.lost import recover_lost_runs
 from services.core.pipeline.orphans import restore_orphans
-from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of, stage_task_id
+from services.core.pipeline.resume import incomplete, record_outcomes, resume_run
+from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of
 from services.core.pipeline.scopes import resolve_range, scope_exchange, scope_symbols, scope_timeframes
-from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, STAGES, TRANSIENT_ERRORS
-from services.core.pipeline.time_limits import kind_time_limits, stage_time_limits
-from services.core.priority import DEFAULT_PRIORITY, broker_priority
+from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, TRANSIENT_ERRORS
+from services.core.pipeline.time_limits import kind_time_limits
+from services.core.priority import DEFAULT_PRIORITY
 from services.core.store.instruments import active_universe
 from services.core.store.partitions import maintain_partitions
 
@@ -74,18 +77,6 @@ def plan_batches(instruments: list[tuple[str, str]], size: int) -> list[tuple[st
             for timeframe, symbols in by_timeframe.items() for start in range(0, len(symbols), size)]
 
 
-def _batch_chain(run_id: str, batch: int, kind: str, exchange: str, timeframe: str, symbols: list[str],
-                 params: dict, priority: int):
-    # Every stage task inherits the run's priority, so an urgent run overtakes a backlog at each hop,
-    # and its kind's time limits (a backfill outlasts an hourly sync); its id is derived from the
-    # run's, so a cancel can revoke it without asking the broker.
-    limits = stage_time_limits(kind, get_settings())
-    stages = [app.signature(STAGES[name].task, priority=broker_priority(priority),
-                            task_id=stage_task_id(run_id, batch, name), **limits) for name in KIND_STAGES[kind]]
-    stages[0] = stages[0].clone(args=(new_carry(run_id, exchange, symbols, timeframe, params),))
-    return chain(*stages)
-
-
 # A Postgres restart or a Redis blip is retried; the tasks below are safe to run again.
 _TRANSIENT = {"autoretry_for": TRANSIENT_ERRORS, **RETRY_POLICY}
 
@@ -132,27 +123,24 @@ def _dispatch(client: redis.Redis, run_id: str, kind: str, scope: dict, priority
     labels = [[instrument_label(symbol, timeframe) for symbol in symbols] for timeframe, symbols in batches]
     with get_engine().begin() as conn:
         state = records.insert_run(conn, run_id, kind, scope, priority, labels)
+        if state == "STARTED":  # the refusals are records like any stage's: the finish reads them back
+            records.record_stages(conn, run_id, [(instrument_label(o["symbol"], o["timeframe"]), o["stages"][0])
+                                                 for o in refused])
     if state != "STARTED":  # cancelled between the check and now
         release_run(client, kind, scope, run_id)
         log.info("run %s is %s; not dispatched", run_id, state)
         return {"run_id": run_id, "state": state}
     # A relative range (days, hours, bars) ends now, resolved once per batch so every stage sees one range.
     now_ms = int(time.time() * 1000)
-    chains = [_batch_chain(run_id, batch, kind, exchange, timeframe, symbols, resolve_range(scope, timeframe, now_ms),
-                           priority) for batch, (timeframe, symbols) in enumerate(batches)]
-    urgency = broker_priority(priority)
-    finish = app.signature("pipeline.finish", args=(run_id, kind, scope), kwargs={"refused": refused},
-                           priority=urgency)
-    finish.on_error(app.signature("pipeline.abort", kwargs={"run_id": run_id, "kind": kind, "scope": scope},
-                                  priority=urgency))
+    chains = [batch_chain(new_carry(run_id, exchange, symbols, timeframe, resolve_range(scope, timeframe, now_ms)),
+                          batch, kind, priority) for batch, (timeframe, symbols) in enumerate(batches)]
+    finish = finish_signature(run_id, kind, scope, priority)
     # A redelivered start (worker lost after dispatching) must not fan out a second time.
     if not client.set(keys.run_dispatched(run_id), 1, nx=True, ex=keys.RUN_LOCK_TTL_S):
         log.warning("run %s already dispatched; redelivery ignored", run_id)
         return {"run_id": run_id, "redelivered": True}
-    if chains:
-        chord(chains)(finish)
-    else:  # nothing to run (every named instrument refused, or an empty universe): the run ends now
-        finish.clone(args=([],)).apply_async()  # the chord would have put the carries first
+    # Nothing to run (every named instrument refused, or an empty universe): the finish alone, the run ends now.
+    dispatch(chains, finish)
     log.info("run %s (%s %s): %d instrument(s) in %d batch chain(s) queued", run_id, kind, scope,
              len(instruments), len(chains))
     return {"run_id": run_id, "instruments": [instrument_label(*pair) for pair in instruments]}
@@ -168,14 +156,50 @@ def summarise(outcomes: list[dict]) -> tuple[str, list[dict]]:
     return ("FAILURE" if len(errors) == len(outcomes) else "PARTIAL"), errors
 
 
-@app.task(name="pipeline.finish", **_TRANSIENT)
-def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict, refused: list[dict] | None = None) -> dict:
-    """Write the run's final state, then let the next run of this kind and scope start; `refused` are the
-    outcomes of the instruments the plan could not run."""
-    outcomes = instrument_outcomes(carries) + list(refused or [])
+# How long a finish waits before it reads the records again, while an instrument's last stage is not recorded.
+FINISH_WAIT_S = 10
+
+
+@app.task(name="pipeline.finish", bind=True, **_TRANSIENT)
+def finish_run(self: Task, _trigger: list[dict], run_id: str, kind: str, scope: dict,
+               refused: list[dict] | None = None) -> dict:
+    """Write the run's final state from its records, then let the next run of this kind and scope start.
+
+    The chord's results (`_trigger`, the batches' carries) only say the chains ended: every planned
+    instrument's outcome is read from its recorded stages, so one a carry missed still counts and one
+    missing from the records is never taken for fine. While an instrument lacks its last stage the
+    finish waits as long as the run shows progress, then resumes it (resume.py). `refused`: the plan's
+    refusals of a finish queued before they were recorded with the run's stages.
+    """
+    engine = get_engine()
+    with engine.connect() as conn:
+        row = records.read_run(conn, run_id)
+        progress = records.read_stage_progress(conn, run_id)
+    if row is None or row["state"] in FINISHED_STATES:  # cancelled (the cancel freed the lock), or a late copy
+        state = row and row["state"]
+        log.info("run %s is %s; its finish leaves it so", run_id, state)
+        return {"state": state}
+    stage_names = KIND_STAGES[kind]
+    batches = row["batches"] or []
+    outcomes = record_outcomes(batches, stage_names, progress)
+    recorded = {instrument_label(o["symbol"], o["timeframe"]) for o in outcomes}
+    outcomes += [o for o in refused or [] if instrument_label(o["symbol"], o["timeframe"]) not in recorded]
+    short = incomplete(batches, stage_names, outcomes)
+    if short:
+        quiet_after_s = get_settings().lost_run_after_s
+        with engine.connect() as conn:
+            quiet_s = records.quiet_for_s(conn, run_id)
+        if quiet_s < quiet_after_s:
+            log.info("run %s: %d instrument(s) lack their last stage; the finish waits %d s", run_id, len(short),
+                     FINISH_WAIT_S)
+            raise _wait(self, FINISH_WAIT_S)
+        why = (f"{len(short)} instrument(s) without their {stage_names[-1]} stage after {quiet_s:.0f} s "
+               "without progress when the run's chains had ended")
+        return {"state": "STARTED", "resume": resume_run(engine, redis.Redis.from_url(get_settings().redis_url),
+                                                         run_id, why)}
     state, errors = summarise(outcomes)
     stages = {instrument_label(o["symbol"], o["timeframe"]): o["stages"] for o in outcomes}
-    with get_engine().begin() as conn:
+    with engine.begin() as conn:
         finished = records.finish_run_row(conn, run_id, state, stages, errors)
     if not finished:  # cancelled: the cancel wrote its state and freed the lock
         log.info("run %s was cancelled; its finish leaves it so", run_id)
@@ -183,6 +207,15 @@ def finish_run(carries: list[dict], run_id: str, kind: str, scope: dict, refused
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
     log.info("run %s finished %s (%d failed instrument(s))", run_id, state, len(errors))
     return {"state": state, "errors": errors}
+
+
+def _wait(task: Task, seconds: int) -> Retry:
+    """Send this task again in `seconds` and the Retry to raise: Task.retry, except that the copy keeps the
+    retry count it came with. Waiting for a stage is no failure, so it must not spend the retries
+    RETRY_POLICY grants transient errors (Task.retry counts every call and stops at max_retries)."""
+    copy = task.signature_from_request(countdown=seconds, retries=task.request.retries)
+    copy.apply_async()  # root id, errback and priority kept: the run stays alive for pipeline.find_lost
+    return Retry(when=seconds, sig=copy)
 
 
 @app.task(name="pipeline.abort", **_TRANSIENT)
@@ -220,20 +253,22 @@ def _fail_expired_runs(client: redis.Redis) -> list[str]:
 
 @app.task(name="pipeline.find_lost", **_TRANSIENT)
 def find_lost() -> dict:
-    """Hand a dead worker's messages back to their queues; then fail unfinished runs none of whose messages
-    the broker still holds (purged queue, flushed Redis)."""
+    """Hand a dead worker's messages back to their queues; then, for unfinished runs none of whose messages
+    the broker still holds (purged queue, flushed Redis, a message lost in delivery), resume a started one
+    from its records and fail the others."""
     settings = get_settings()
     broker = broker_redis(settings.broker_url, settings.broker_sentinel_master)
     if broker is None:
         # RabbitMQ hands a dead consumer's messages back the moment its connection drops, and its
         # queues cannot be read without taking the messages: runs lost there wait for the daily prune.
-        return {"restored_tasks": [], "lost_runs": [], "skipped": "the broker's messages cannot be read in place"}
+        return {"restored_tasks": [], "lost_runs": [], "resumed_runs": [],
+                "skipped": "the broker's messages cannot be read in place"}
     client = redis.Redis.from_url(settings.redis_url)
     restored = restore_orphans(app, client, settings.dead_worker_after_s, broker=broker)
-    lost = fail_lost_runs(get_engine(), client, settings.lost_run_after_s, broker=broker)
+    lost, resumed = recover_lost_runs(get_engine(), client, settings.lost_run_after_s, broker=broker)
     if lost:
         log.warning("failed %d run(s) whose messages were lost: %s", len(lost), ", ".join(lost))
-    return {"restored_tasks": restored, "lost_runs": lost}
+    return {"restored_tasks": restored, "lost_runs": lost, "resumed_runs": resumed}
 
 
 @app.task(name="pipeline.maintain_partitions", **_TRANSIENT)
