@@ -1,4 +1,5 @@
-"""Row checks of an imported series, column-wise: the exchange path's rules plus dates, sessions and duplicates."""
+"""Row checks of an imported file, column-wise over all its symbols at once: the exchange path's rules plus dates,
+sessions and duplicates."""
 
 from __future__ import annotations
 

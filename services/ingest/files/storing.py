@@ -1,4 +1,5 @@
-"""Writing a checked file: its instruments into the universe, its bars through the candle write path, its refusals."""
+"""Writing a checked file: its instruments into the universe, its bars (COPYed straight for an instrument it adds,
+through the candle write path for one already held), its refusals."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def store_file(conn: Connection, parsed: ParsedFile, options: ImportOptions, now
         (added if report.added else held).append((report, row["id"], checked))
         store_rejections(conn, row["id"], timeframe, checked.rejected)
         reports.append(report)
+    # Closed bars are immutable in candles; the bar still open at `now` may be replaced by a later import.
     closed_before = now_ms - Timeframe.parse(timeframe).ms
     _copy_added(conn, timeframe, added, closed_before, progress)
     _upsert_held(conn, timeframe, held, closed_before, progress)
@@ -90,8 +92,9 @@ def _copy_added(conn: Connection, timeframe: str, added: list, closed_before: in
                 progress: Callable[[int], None] | None) -> None:
     """The bars of instruments this transaction added, COPYed straight into candles in chunks.
 
-    No stored-row check: none can be stored yet, and no other session can write them (the
-    instrument row is this transaction's until it commits, and the foreign key waits on it).
+    No stored-row check, no savepoint: none can be stored yet, and no other session can write
+    them before this transaction commits (until then the instrument row, and so its id, is this
+    transaction's alone: another insert of the same symbol waits on it).
     """
     if not added:
         return
@@ -112,7 +115,6 @@ def _upsert_held(conn: Connection, timeframe: str, held: list, closed_before: in
     """The bars of instruments already held, through the candle write path: it reads what is stored and writes
     only new bars and open ones that changed, so importing twice changes nothing."""
     for report, instrument_id, checked in held:
-        # Closed bars are immutable in candles; the bar still open at `now` may be replaced by a later import.
         columns = [checked.ts.tolist(), *(checked.prices[:, k].tolist() for k in range(5)),
                    (checked.ts <= closed_before).tolist()]
         for start in range(0, len(checked.ts), CHUNK_ROWS):
