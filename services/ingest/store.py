@@ -19,6 +19,8 @@ __all__ = [
     "WindowResult",
     "upsert_candles",
     "upsert_candle_batch",
+    "binary_candles",
+    "copy_candle_columns",
     "store_rejections",
     "record_window",
     "windows_to_repair",
@@ -132,25 +134,39 @@ class _CandleColumns:
         return ids.tolist(), firsts.tolist(), lasts.tolist()
 
     def binary_copy(self, timeframe: str) -> bytes:
-        """The rows in PostgreSQL's binary COPY format, columns as in _CANDLE_COLUMNS.
+        """The rows in PostgreSQL's binary COPY format, columns as in _CANDLE_COLUMNS."""
+        return binary_candles(timeframe, self.ids, self.ts, self.prices, self.closed)
 
-        Binary, because text COPY spends most of its client time formatting floats and
-        the server as much parsing them (ADR 0018); each field is its length, then its
-        value, big-endian.
-        """
-        name = timeframe.encode()
-        record = [("count", ">i2"), ("id_len", ">i4"), ("id", ">i4"), ("tf_len", ">i4"), ("tf", f"S{len(name)}"),
-                  ("ts_len", ">i4"), ("ts", ">i8")]
-        for field in _CANDLE_VALUES[:5]:
-            record += [(f"{field}_len", ">i4"), (field, ">f8")]
-        record += [("is_closed_len", ">i4"), ("is_closed", "?")]
-        out = np.empty(len(self.rows), np.dtype(record))
-        out["count"], out["id_len"], out["tf_len"], out["ts_len"], out["is_closed_len"] = 9, 4, len(name), 8, 1
-        out["id"], out["tf"], out["ts"], out["is_closed"] = self.ids, name, (self.ts - _PG_EPOCH_MS) * 1000, self.closed
-        for field, column in zip(_CANDLE_VALUES[:5], self.prices, strict=True):
-            out[f"{field}_len"], out[field] = 8, column
-        # Header: signature, flags, extension length; trailer: a field count of -1.
-        return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + out.tobytes() + b"\xff\xff"
+
+def binary_candles(timeframe: str, ids: np.ndarray, ts: np.ndarray, prices: Sequence[np.ndarray],
+                   closed: Sequence[bool] | np.ndarray) -> bytes:
+    """Candle columns (instrument ids, ts_ms, open … volume, is_closed) in PostgreSQL's binary COPY format.
+
+    Binary, because text COPY spends most of its client time formatting floats and
+    the server as much parsing them (ADR 0018); each field is its length, then its
+    value, big-endian.
+    """
+    name = timeframe.encode()
+    record = [("count", ">i2"), ("id_len", ">i4"), ("id", ">i4"), ("tf_len", ">i4"), ("tf", f"S{len(name)}"),
+              ("ts_len", ">i4"), ("ts", ">i8")]
+    for field in _CANDLE_VALUES[:5]:
+        record += [(f"{field}_len", ">i4"), (field, ">f8")]
+    record += [("is_closed_len", ">i4"), ("is_closed", "?")]
+    out = np.empty(len(ts), np.dtype(record))
+    out["count"], out["id_len"], out["tf_len"], out["ts_len"], out["is_closed_len"] = 9, 4, len(name), 8, 1
+    out["id"], out["tf"], out["ts"], out["is_closed"] = ids, name, (ts - _PG_EPOCH_MS) * 1000, closed
+    for field, column in zip(_CANDLE_VALUES[:5], prices, strict=True):
+        out[f"{field}_len"], out[field] = 8, column
+    # Header: signature, flags, extension length; trailer: a field count of -1.
+    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + out.tobytes() + b"\xff\xff"
+
+
+def copy_candle_columns(conn: Connection, timeframe: str, ids: np.ndarray, ts: np.ndarray,
+                        prices: Sequence[np.ndarray], closed: np.ndarray) -> int:
+    """Binary-COPY candle columns straight into candles, with no stored-row check: only for rows nothing can
+    conflict with (an instrument this transaction added); returns the rows copied."""
+    return copy_from(conn, "candles", _CANDLE_COLUMNS, binary_candles(timeframe, ids, ts, prices, closed),
+                     binary=True)
 
 
 # What is stored within each instrument's span, in one index range scan per instrument:

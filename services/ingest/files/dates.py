@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["parse_dates", "AUTO_FORMATS"]
 
@@ -18,6 +19,10 @@ _EPOCH_MS_FROM = 10**11
 
 def parse_dates(column: pa.ChunkedArray | pa.Array, date_format: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(epoch ms as int64, True where the row's date was read); a naive time is taken as UTC."""
+    if date_format is None and pa.types.is_string(column.type):
+        iso = _iso_ms(column)
+        if iso is not None:
+            return iso
     values = column.to_pandas()
     if pd.api.types.is_datetime64_any_dtype(values):
         return _instants_ms(pd.to_datetime(values, utc=True))
@@ -37,6 +42,26 @@ def parse_dates(column: pa.ChunkedArray | pa.Array, date_format: str | None = No
         if best[1].all():
             break
     return best
+
+
+def _iso_ms(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every cell an ISO 8601 date or time, all naive or all with an offset, read by Arrow's own parser; None
+    for anything else (a blank, an M/D/YYYY, digits, a mix), which takes the slower rules below.
+
+    The common vendor file, at a tenth of pandas' cost. Arrow's parser is the stricter: what it
+    reads, pandas' ISO8601 reads to the same instant, and sub-millisecond digits refuse the cast.
+    """
+    if column.null_count:
+        return None
+    text = pc.utf8_trim_whitespace(column)
+    for target in (pa.timestamp("ms"), pa.timestamp("ms", tz="UTC")):
+        try:
+            instants = pc.cast(text, target)
+        except pa.ArrowInvalid:
+            continue
+        ms = np.asarray(instants.cast(pa.int64()).to_numpy(), np.int64)
+        return ms, np.ones(len(ms), bool)
+    return None
 
 
 def _instants_ms(parsed: pd.Series) -> tuple[np.ndarray, np.ndarray]:

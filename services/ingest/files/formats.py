@@ -44,7 +44,7 @@ def read_table(data: bytes, name: str) -> tuple[pa.Table, str]:
 
 def _read_csv(data: bytes, name: str) -> pa.Table:
     data = data.removeprefix(_UTF8_BOM)  # Excel's "CSV UTF-8" starts with one; it is not part of the first name
-    if not data.strip():
+    if not data or data.isspace():  # not data.strip(): that copies the whole file
         raise ImportRefused(f"{name}: the file is empty")
     head = data[:_SNIFF_BYTES]
     try:

@@ -55,15 +55,11 @@ def parse_file(data: bytes, name: str, options: ImportOptions, now_ms: int) -> P
     elif calendar is not None:  # an intraday bar starts while the venue trades
         session_ok = trading_hours_mask(dates, calendar) | ~date_ok
     prices, numbers_ok = _prices(table, layout)
-    cells = _cells(table, layout)
-    series, counts = {}, {}
-    for symbol, index in _by_symbol(symbols, table.num_rows).items():
-        rows = SeriesRows(index + 1, dates[index], date_ok[index], prices[index], numbers_ok[index],
-                          session_ok[index], cells=lambda i, index=index: cells(int(index[i])))
-        check_spacing(rows.ts[rows.date_ok], tf, f"{name} {symbol}")
-        series[symbol] = check_series(rows, tf, now_ms, name)
-        counts[symbol] = len(rows)
-    return ParsedFile(name, fmt, layout, table.num_rows, series, counts)
+    codes, names = _codes(symbols, table.num_rows)
+    rows = SeriesRows(np.arange(1, table.num_rows + 1), codes, names, dates, date_ok, prices, numbers_ok,
+                      session_ok, cells=_cells(table, layout))
+    check_spacing(rows, tf, name)
+    return ParsedFile(name, fmt, layout, table.num_rows, check_series(rows, tf, now_ms, name), rows.counts())
 
 
 def _symbols(table: pa.Table, layout: Layout, options: ImportOptions, name: str) -> pa.DictionaryArray | str:
@@ -85,15 +81,11 @@ def _symbols(table: pa.Table, layout: Layout, options: ImportOptions, name: str)
     return codes
 
 
-def _by_symbol(symbols: pa.DictionaryArray | str, n: int) -> dict[str, np.ndarray]:
-    """Symbol → the indices of its rows, in file order."""
+def _codes(symbols: pa.DictionaryArray | str, n: int) -> tuple[np.ndarray, list[str]]:
+    """Each row's symbol as an index into the symbols, listed in the order the file first names them."""
     if isinstance(symbols, str):
-        return {symbols: np.arange(n)}
-    codes = symbols.indices.to_numpy(zero_copy_only=False)
-    order = np.argsort(codes, kind="stable")
-    present, starts = np.unique(codes[order], return_index=True)
-    names = symbols.dictionary.to_pylist()
-    return {names[code]: part for code, part in zip(present, np.split(order, starts[1:]), strict=True)}
+        return np.zeros(n, np.int64), [symbols]
+    return symbols.indices.to_numpy(zero_copy_only=False).astype(np.int64), symbols.dictionary.to_pylist()
 
 
 def _prices(table: pa.Table, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +102,13 @@ def _numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type):
         values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         return values, ~np.isnan(values) | _is_nan_cell(column)
-    text = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    text = column.cast(pa.string())
+    try:  # the usual case, in one pass: plain numbers, no blanks around them, no thousands separators
+        values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        return values, np.ones(len(values), bool)
+    except pa.ArrowInvalid:
+        pass
+    text = pc.utf8_trim_whitespace(text)
     if pc.any(pc.match_substring(text, _THOUSANDS)).as_py():
         text = pc.replace_substring(text, _THOUSANDS, "")
     try:  # Arrow's own parser: every cell a number, the usual case

@@ -32,9 +32,13 @@ def session_dates(ts_ms: np.ndarray, zone: object) -> np.ndarray:
 
 
 def sessions_mask(days_ms: np.ndarray, calendar: ExchangeCalendar) -> np.ndarray:
-    """True where the day (00:00 UTC ms) is one of the calendar's sessions (a half day is one)."""
+    """True where the day (00:00 UTC ms) is one of the calendar's sessions (a half day is one).
+
+    One binary search of the sorted sessions for all the days at once, not a lookup per row.
+    """
     sessions = calendar.sessions.as_unit("ms").asi8
-    return np.isin(days_ms, sessions)
+    at = np.minimum(np.searchsorted(sessions, days_ms), len(sessions) - 1)
+    return sessions[at] == days_ms
 
 
 def trading_hours_mask(ts_ms: np.ndarray, calendar: ExchangeCalendar) -> np.ndarray:
