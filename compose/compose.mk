@@ -23,7 +23,7 @@ e2e: deps
 	$(PY) -m pytest tests/e2e -m e2e
 
 # Scenarios of issue #12 against a compose project of its own (candleflow-faults, free ports); exits
-# non-zero when one fails. Scenarios 1 and 6 are out of the suite for now (docs/reliability.md, "Not built yet").
+# non-zero when one fails.
 faults: deps
 	$(PY) -m pytest tests/faults -m e2e
 
