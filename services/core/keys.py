@@ -6,12 +6,13 @@ import json
 
 __all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK", "REDBEAT_SCHEDULE",
            "REDBEAT_STATICS", "RUN_LOCK_PATTERN", "redbeat_entry", "run_lock", "run_record", "run_dispatched",
-           "run_resumes", "rate_limit"]
+           "run_resumes", "run_resuming", "rate_limit"]
 
 PREFIX = "candleflow:"
 # A run still "running" after this long is presumed lost (worker crash plus result expiry);
 # its lock and its dispatch marker expire then, and the daily prune fails the run. The minute
-# lost-run check (pipeline.find_lost) fails a run whose messages are gone long before that.
+# lost-run check (pipeline.find_lost) resumes a started run whose messages are gone long before
+# that, and fails one lost before it started.
 RUN_LOCK_TTL_S = 6 * 3600
 # A queued run's record answers status polls until its row exists; a week is ample.
 RUN_RECORD_TTL_S = 7 * 86400
@@ -50,6 +51,11 @@ def run_dispatched(run_id: str) -> str:
 def run_resumes(run_id: str) -> str:
     """How many times a started run was resumed from its records (RUN_RESUME_LIMIT bounds it); lives as its lock."""
     return f"{PREFIX}run-resumes:{run_id}"
+
+
+def run_resuming(run_id: str) -> str:
+    """Held for LOST_RUN_AFTER_S by the resume of a run, so an overlapping finder does not resume it twice."""
+    return f"{PREFIX}run-resuming:{run_id}"
 
 
 def rate_limit(exchange: str) -> str:

@@ -85,15 +85,21 @@ def test_a_finish_waits_for_an_unrecorded_last_stage_then_finishes_with_every_in
     assert all(entries[0]["stage"] == "levels" and entries[0]["status"] == "ok" for entries in row["stages"].values())
 
 
-def test_an_instrument_missing_from_records_and_results_is_resumed_once_the_run_is_quiet_and_then_finishes(
+def test_an_instrument_missing_from_records_and_results_is_left_to_find_lost_which_resumes_it_and_it_finishes(
         servers, engine):
     redis_url, database_url, client = servers
     with engine.begin() as conn:
         seed_instruments(conn, "kraken", ["BTC/USD", "ETH/USD"], ["1h"])
     _started_run(engine, "quiet-run", minutes_ago=10)
     with running_worker("ingest", redis_url, database_url, LOST_RUN_AFTER_S="60") as worker:
-        worker.control.send_task("pipeline.finish", args=[[], "quiet-run", "levels", {}], queue="pipeline")
-        wait_until(lambda: "resumed from its records" in worker.log(), "the run to be resumed", 60, detail=worker.log)
+        # The finish does not resume (a chain may still be alive): it stops waiting and writes nothing.
+        left = worker.control.send_task("pipeline.finish", args=[[], "quiet-run", "levels", {}],
+                                        queue="pipeline").get(timeout=60)
+        assert left == {"state": "STARTED", "left_to": "pipeline.find_lost", "incomplete": ["ETH/USD 1h"]}
+        assert _row(engine, "quiet-run")["batches"] == [LABELS]
+        # The minute job, which reads the broker first, resumes it.
+        assert worker.control.send_task("pipeline.find_lost", queue="pipeline").get(timeout=60)["resumed_runs"] \
+            == ["quiet-run"]
         assert "run quiet-run resumed from its records (1 of 3)" in worker.log()
         assert "1 instrument(s) restart at levels (1)" in worker.log()
         row = _row(engine, "quiet-run")
@@ -134,3 +140,19 @@ def test_find_lost_resumes_a_started_run_keeping_its_lock_and_still_fails_a_run_
     with engine.connect() as conn:
         queued = conn.execute(text("SELECT state, errors FROM pipeline_runs WHERE id = 'queued-lost'")).one()
     assert queued.state == "FAILURE" and "messages lost" in queued.errors[0]["error"]
+
+
+def test_a_run_just_resumed_is_not_resumed_again_by_an_overlapping_finder(servers, engine):
+    redis_url, database_url, client = servers
+    with engine.begin() as conn:
+        seed_instruments(conn, "kraken", ["BTC/USD", "ETH/USD"], ["1h"])
+    _started_run(engine, "twice-run", minutes_ago=10)
+    with running_worker("ingest", redis_url, database_url, LOST_RUN_AFTER_S="60") as worker:
+        first = worker.control.send_task("pipeline.find_lost", queue="pipeline").get(timeout=60)
+        assert first["resumed_runs"] == ["twice-run"], worker.log()
+        # Its resumed stage lost again at once, before it recorded anything: the run still looks lost.
+        client.delete(*client.keys("indicators*"))
+        again = worker.control.send_task("pipeline.find_lost", queue="pipeline").get(timeout=60)
+    assert again["resumed_runs"] == [] and again["lost_runs"] == [], worker.log()
+    assert _row(engine, "twice-run")["batches"] == [LABELS, ["ETH/USD 1h"]]  # one resume, not two
+    assert client.get(keys.run_resumes("twice-run")) == b"1"

@@ -96,8 +96,11 @@ def _entry(stage: Stage, outcome: dict | Exception | None, seconds: float, batch
     return {"stage": stage.name, "status": "failed", "seconds": seconds, "batch": batch, "error": error}
 
 
-def _skipped(stage: Stage, reason: str) -> dict:
-    return {"stage": stage.name, "status": "skipped", "reason": reason}
+def _skipped(stage: Stage, reason: str, after: str | None = None) -> dict:
+    # `after`: the stage whose failure this skip follows, so the finish can tell a skip that a later
+    # copy of that stage made stale (it ended ok after all) from a real one (resume.py).
+    entry = {"stage": stage.name, "status": "skipped", "reason": reason}
+    return {**entry, "after": after} if after else entry
 
 
 def _not_fetched(exchange: str) -> str:
@@ -132,7 +135,8 @@ def run_stage(carry: dict, stage: Stage, work: BatchWork, task: Task | None = No
     outcomes = carry["outcomes"]
     exchange = carry_exchange(carry)
     todo = [symbol for symbol in carry["symbols"] if not _has_entry(outcomes[symbol], stage)]
-    settled = [(symbol, _skipped(stage, f"{outcomes[symbol]['failed']['stage']} failed"))
+    settled = [(symbol, _skipped(stage, f"{outcomes[symbol]['failed']['stage']} failed",
+                                 after=outcomes[symbol]["failed"]["stage"]))
                for symbol in todo if outcomes[symbol]["failed"]]
     pending = [symbol for symbol in todo if not outcomes[symbol]["failed"]]
     if stage.fetches and exchange != get_settings().exchange:

@@ -83,12 +83,13 @@ def record_stages(conn: Connection, run_id: str, entries: list[tuple[str, dict]]
 def finish_run_row(conn: Connection, run_id: str, state: str, stages: dict, errors: list[dict]) -> bool:
     """Fold the progress rows into the run's row: final state, per-instrument stages, errors.
 
-    A cancelled run keeps CANCELLED and its progress rows; False then.
+    A run already finished (cancelled, or failed by an abort or the resume limit) keeps its state and its
+    progress rows; False then.
     """
     finished = conn.execute(text("""
         UPDATE pipeline_runs SET state = :state, stages = CAST(:stages AS jsonb),
                errors = CAST(:errors AS jsonb), finished_at = now()
-         WHERE id = :id AND state <> 'CANCELLED'"""), {"id": run_id, "state": state, "stages": json.dumps(stages),
+         WHERE id = :id AND finished_at IS NULL"""), {"id": run_id, "state": state, "stages": json.dumps(stages),
                                                        "errors": json.dumps(errors)}).rowcount
     if finished:  # the progress rows have served their purpose once the summary is written
         conn.execute(text("DELETE FROM pipeline_stage_results WHERE run_id = :id"), {"id": run_id})

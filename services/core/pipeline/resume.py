@@ -23,7 +23,7 @@ from services.core.config import get_settings
 from services.core.pipeline import records
 from services.core.pipeline.chain import instrument_label, new_carry
 from services.core.pipeline.dispatch import batch_chain, dispatch, finish_signature
-from services.core.pipeline.runs import release_run
+from services.core.pipeline.runs import claim_run, release_run, request_of
 from services.core.pipeline.scopes import resolve_range, scope_exchange
 from services.core.pipeline.stages import KIND_STAGES
 
@@ -58,12 +58,20 @@ def record_outcomes(batches: list[list[str]], stage_names: tuple[str, ...],
     labels = dict.fromkeys([label for batch in batches for label in batch] + list(progress))
     outcomes = []
     for label in labels:
-        entries = sorted(progress.get(label, []), key=lambda entry: order.get(entry["stage"], -1))
+        entries = _current(sorted(progress.get(label, []), key=lambda entry: order.get(entry["stage"], -1)))
         failed = next(({"stage": entry["stage"], "error": entry.get("error")} for entry in entries
                        if entry.get("status") == "failed"), None)
         symbol, timeframe = parse_label(label)
         outcomes.append({"symbol": symbol, "timeframe": timeframe, "stages": entries, "failed": failed})
     return outcomes
+
+
+def _current(entries: list[dict]) -> list[dict]:
+    """The entries still true: a skip after a stage whose recorded entry is not failed is dropped. Two
+    copies of a stage (a redelivery) may both run: one failed and its chain skipped onward, the other
+    ended ok and overwrote it. The skipped stages then still have to run; as absent, they are."""
+    failed = {entry["stage"] for entry in entries if entry.get("status") == "failed"}
+    return [entry for entry in entries if entry.get("after") is None or entry["after"] in failed]
 
 
 def incomplete(batches: list[list[str]], stage_names: tuple[str, ...], outcomes: list[dict]) -> list[dict]:
@@ -105,6 +113,18 @@ def resume_run(engine: Engine, client: redis.Redis, run_id: str, why: str) -> st
     if row is None or row["state"] != "STARTED":
         return "left"
     kind, scope, priority, batches = row["kind"], row["scope"], row["priority"], row["batches"] or []
+    # One resume at a time: a second finder (an overlapping find_lost) within the quiet period leaves it,
+    # since the first one's chains have not recorded anything yet and the run still looks lost.
+    if not client.set(keys.run_resuming(run_id), 1, nx=True, ex=max(1, int(settings.lost_run_after_s))):
+        return "left"
+    holder = claim_run(client, request_of(kind, scope), run_id)
+    if holder is not None:  # its lock was freed and taken by another run of this kind and scope
+        error = {"instrument": "*", "stage": "pipeline",
+                 "error": f"messages lost: {why}; not resumed: run {holder} of the same kind and scope is going"}
+        with engine.begin() as conn:
+            records.fail_run_row(conn, run_id, [error])
+        log.warning("run %s failed: %s", run_id, error["error"])
+        return "failed"
     counter = keys.run_resumes(run_id)
     resumes = client.incr(counter)
     client.expire(counter, keys.RUN_LOCK_TTL_S)

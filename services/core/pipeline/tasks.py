@@ -20,7 +20,7 @@ from services.core.pipeline.chain import instrument_label, new_carry
 from services.core.pipeline.dispatch import batch_chain, dispatch, finish_signature
 from services.core.pipeline.lost import recover_lost_runs
 from services.core.pipeline.orphans import restore_orphans
-from services.core.pipeline.resume import incomplete, record_outcomes, resume_run
+from services.core.pipeline.resume import incomplete, record_outcomes
 from services.core.pipeline.runs import FINISHED_STATES, claim_run, release_run, request_of
 from services.core.pipeline.scopes import resolve_range, scope_exchange, scope_symbols, scope_timeframes
 from services.core.pipeline.stages import KIND_STAGES, RETRY_POLICY, TRANSIENT_ERRORS
@@ -168,8 +168,9 @@ def finish_run(self: Task, _trigger: list[dict], run_id: str, kind: str, scope: 
     The chord's results (`_trigger`, the batches' carries) only say the chains ended: every planned
     instrument's outcome is read from its recorded stages, so one a carry missed still counts and one
     missing from the records is never taken for fine. While an instrument lacks its last stage the
-    finish waits as long as the run shows progress, then resumes it (resume.py). `refused`: the plan's
-    refusals of a finish queued before they were recorded with the run's stages.
+    finish waits as long as the run shows progress, then leaves the run to pipeline.find_lost, which
+    resumes it once none of its messages is left (resume.py). `refused`: the plan's refusals of a
+    finish queued before they were recorded with the run's stages.
     """
     engine = get_engine()
     with engine.connect() as conn:
@@ -193,17 +194,22 @@ def finish_run(self: Task, _trigger: list[dict], run_id: str, kind: str, scope: 
             log.info("run %s: %d instrument(s) lack their last stage; the finish waits %d s", run_id, len(short),
                      FINISH_WAIT_S)
             raise _wait(self, FINISH_WAIT_S)
-        why = (f"{len(short)} instrument(s) without their {stage_names[-1]} stage after {quiet_s:.0f} s "
-               "without progress when the run's chains had ended")
-        return {"state": "STARTED", "resume": resume_run(engine, redis.Redis.from_url(get_settings().redis_url),
-                                                         run_id, why)}
+        # Not resumed from here: a chain may still be alive (a long stage records only at its end).
+        # pipeline.find_lost resumes the run once none of its messages is left in the broker.
+        labels = [instrument_label(o["symbol"], o["timeframe"]) for o in short]
+        log.warning("run %s: %d instrument(s) without their %s stage after %.0f s without progress (%s); the "
+                    "finish stops waiting and leaves the run to pipeline.find_lost", run_id, len(short),
+                    stage_names[-1], quiet_s, ", ".join(labels[:5]) + (" …" if len(labels) > 5 else ""))
+        return {"state": "STARTED", "left_to": "pipeline.find_lost", "incomplete": labels}
     state, errors = summarise(outcomes)
     stages = {instrument_label(o["symbol"], o["timeframe"]): o["stages"] for o in outcomes}
     with engine.begin() as conn:
         finished = records.finish_run_row(conn, run_id, state, stages, errors)
-    if not finished:  # cancelled: the cancel wrote its state and freed the lock
-        log.info("run %s was cancelled; its finish leaves it so", run_id)
-        return {"state": "CANCELLED"}
+    if not finished:  # finished meanwhile (cancelled, failed by the resume limit): its writer freed the lock
+        with engine.connect() as conn:
+            state = records.run_state(conn, run_id)
+        log.info("run %s is %s; its finish leaves it so", run_id, state)
+        return {"state": state}
     release_run(redis.Redis.from_url(get_settings().redis_url), kind, scope, run_id)
     log.info("run %s finished %s (%d failed instrument(s))", run_id, state, len(errors))
     return {"state": state, "errors": errors}

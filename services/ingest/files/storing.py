@@ -51,11 +51,15 @@ def check_instruments(conn: Connection, parsed: ParsedFile, options: ImportOptio
     held = {row["symbol"]: row for row in read_instruments(conn, exchange=options.exchange)}
     existing = {symbol: held.get(symbol) for symbol in parsed.series}
     for symbol, row in existing.items():
-        if row is not None and options.timeframe not in row["timeframes"]:
-            raise ImportRefused(f"{symbol} on {options.exchange} is kept in {','.join(row['timeframes'])}, "
-                                f"not {options.timeframe}: import its {row['timeframes'][0]} bars, or add "
-                                f"{options.timeframe} to it first (candleflow instruments set)")
+        _check_timeframe(symbol, row, options)
     return existing
+
+
+def _check_timeframe(symbol: str, row: dict | None, options: ImportOptions) -> None:
+    if row is not None and options.timeframe not in row["timeframes"]:
+        raise ImportRefused(f"{symbol} on {options.exchange} is kept in {','.join(row['timeframes'])}, "
+                            f"not {options.timeframe}: import its {row['timeframes'][0]} bars, or add "
+                            f"{options.timeframe} to it first (candleflow instruments set)")
 
 
 def store_file(conn: Connection, parsed: ParsedFile, options: ImportOptions, now_ms: int,
@@ -73,7 +77,9 @@ def store_file(conn: Connection, parsed: ParsedFile, options: ImportOptions, now
             row = insert_instrument(conn, options.exchange, symbol, [timeframe], INSTRUMENT_SOURCE)
             report.added = row is not None
             # None: another session added it since the check, and committed; it may hold bars already.
-            row = row or read_instrument(conn, options.exchange, symbol)
+            if row is None:
+                row = read_instrument(conn, options.exchange, symbol)
+                _check_timeframe(symbol, row, options)  # that session may keep it in another timeframe
         (added if report.added else held).append((report, row["id"], checked))
         store_rejections(conn, row["id"], timeframe, checked.rejected)
         reports.append(report)

@@ -107,3 +107,21 @@ def test_nothing_to_resume_when_every_planned_instrument_reached_its_last_stage(
     progress = {"BTC/USD 1h": [_ok("ohlc"), _ok("indicators"), _ok("signals")]}
     assert plan_resume(incomplete([["BTC/USD 1h"]], STAGES, record_outcomes([["BTC/USD 1h"]], STAGES, progress)),
                        STAGES, 50) == []
+
+
+def test_a_skip_after_a_failure_a_later_copy_overwrote_counts_as_not_done_and_a_real_one_as_done():
+    after_ohlc = {"status": "skipped", "reason": "ohlc failed", "after": "ohlc"}
+    progress = {
+        # Two copies of BTC's ohlc ran: one failed and its chain skipped onward, the other ended ok over it.
+        "BTC/USD 1h": [_ok("ohlc"), {"stage": "indicators", **after_ohlc}, {"stage": "signals", **after_ohlc}],
+        # ETH's ohlc really failed: its skips stand and it is complete.
+        "ETH/USD 1h": [_failed("ohlc"), {"stage": "indicators", **after_ohlc}, {"stage": "signals", **after_ohlc}],
+    }
+    batches = [["BTC/USD 1h", "ETH/USD 1h"]]
+    outcomes = record_outcomes(batches, STAGES, progress)
+    btc, eth = outcomes
+    assert [entry["stage"] for entry in btc["stages"]] == ["ohlc"] and btc["failed"] is None
+    assert [entry["stage"] for entry in eth["stages"]] == ["ohlc", "indicators", "signals"]
+    assert eth["failed"] == {"stage": "ohlc", "error": "exchange said no"}
+    assert incomplete(batches, STAGES, outcomes) == [btc]
+    assert next_stage(btc, STAGES) == "indicators"
