@@ -50,16 +50,19 @@ IMPORT_OPERATIONS: dict[str, dict] = {
         "summary": "Import a candle file", "operationId": "startImport", "tags": ["data"],
         "description": "The file is staged in Postgres and imported by the ingest worker as a run of kind "
                        "`import`. Its status (GET /api/runs/{run_id}) shows per instrument the rows read, stored, "
-                       "unchanged and rejected by reason; a file refused as a whole (not CSV or Parquet, an "
-                       "unknown layout, dates not the timeframe apart) ends the run FAILURE with the reason, "
-                       "nothing stored.",
+                       "unchanged and rejected by reason. What the file's first bytes show is refused with a "
+                       "400 at once (not CSV or Parquet, empty, an unknown layout, the symbol in a column and "
+                       "the form, or in neither); what only the whole file shows (no rows, dates not the "
+                       "timeframe apart) ends the run FAILURE with the reason, nothing stored.",
         "requestBody": {"required": True,
                         "content": {"multipart/form-data": {"schema": _ref("ImportUpload")}}},
         "responses": {
             "202": _json("Staged and queued.", _ref("ImportQueued")),
             "400": _json("Not multipart, a field missing, unknown, repeated or invalid (an exchange neither ccxt "
                          "nor a known MIC, a malformed symbol or timeframe, a timeframe other than the "
-                         "instrument's), or an empty file; `parameter` names it.", _ref("Error")),
+                         "instrument's), or a file its first bytes refuse (not CSV or Parquet, empty, an "
+                         "unknown layout, the symbol given twice or not at all: `parameter` is `file`); "
+                         "`parameter` names it.", _ref("Error")),
             "413": _json("The upload is larger than IMPORT_MAX_BYTES.", _ref("Error")),
             "503": _json("Redis or Postgres is unavailable.", _ref("Error")),
         },

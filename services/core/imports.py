@@ -8,12 +8,17 @@ from dataclasses import dataclass, field
 from services.core.timeframe import Timeframe
 from services.core.venues import check_symbol, venue
 
-__all__ = ["RUN_KIND", "FIELDS", "ImportOptions", "parse_column_mapping"]
+__all__ = ["RUN_KIND", "FIELDS", "ImportRefused", "ImportOptions", "parse_column_mapping"]
 
 # The pipeline_runs kind of an import (CLI and API alike).
 RUN_KIND = "import"
 # The fields a file's columns map to; `symbol` only in a file of several instruments.
 FIELDS = ("date", "open", "high", "low", "close", "volume", "symbol")
+
+
+class ImportRefused(ValueError):
+    """The file as a whole cannot be imported (nothing written): not CSV or Parquet, empty, an unknown layout, a
+    wrong timeframe, ...; the CLI maps it to exit 2, the API to 400 (what its first bytes show) or a FAILURE run."""
 
 
 def parse_column_mapping(text: str) -> dict[str, str]:

@@ -16,7 +16,9 @@ from services.api.errors import ApiError
 from services.api.query import NoParameters, with_query
 from services.api.routes.deps import deps
 from services.core import keys
-from services.core.imports import RUN_KIND, ImportOptions, parse_column_mapping
+from services.core.file_head import head_columns
+from services.core.file_layout import check_symbol_source, recognise_layout
+from services.core.imports import RUN_KIND, ImportOptions, ImportRefused, parse_column_mapping
 from services.core.store.instruments import read_instrument
 from services.core.store.uploads import delete_upload, stage_upload
 from services.core.timeframe import Timeframe
@@ -83,6 +85,16 @@ def _upload() -> tuple[str, bytes]:
     return name, content
 
 
+def _check_head(content: bytes, filename: str, options: ImportOptions) -> None:
+    """A 400 for what the file's first bytes already show (not CSV or Parquet, empty, no known layout, the
+    symbol given twice or not at all); the rest (dates, spacing, rows) the worker checks and reports."""
+    try:
+        layout = recognise_layout(head_columns(content, filename), options.columns)
+        check_symbol_source(layout, options.symbol, filename)
+    except ImportRefused as exc:
+        raise ApiError(400, str(exc), "file") from None
+
+
 @import_routes.post("/api/imports")
 @allow_body(lambda: deps().settings.import_max_bytes)  # an upload, not a request: IMPORT_MAX_BYTES (413 beyond)
 @require_token
@@ -93,6 +105,7 @@ def start_import(query: NoParameters) -> tuple[Response, int]:
         raise ApiError(400, "send the file as multipart/form-data (curl -F file=@bars.csv ...)", "body")
     options = _options()
     filename, content = _upload()
+    _check_head(content, filename, options)
     run_id = str(uuid.uuid4())
     scope = options.scope(filename)
     with deps().engine.begin() as conn:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.core.imports import ImportRefused
 from services.core.timeframe import Timeframe
-from services.ingest.files.refusals import ImportRefused
 from services.ingest.validate import Rejection
 
 __all__ = ["SeriesRows", "CheckedSeries", "check_series", "check_spacing"]

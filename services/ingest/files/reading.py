@@ -9,14 +9,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from services.core.imports import ImportOptions
+from services.core.file_layout import Layout, check_symbol_source, recognise_layout
+from services.core.imports import ImportOptions, ImportRefused
 from services.core.timeframe import Timeframe
 from services.core.venues import check_symbol, trading_calendar
 from services.ingest.files.checks import CheckedSeries, SeriesRows, check_series, check_spacing
 from services.ingest.files.dates import parse_dates
 from services.ingest.files.formats import read_table
-from services.ingest.files.layout import Layout, recognise_layout
-from services.ingest.files.refusals import ImportRefused
 from services.ingest.files.sessions import DAY_MS, session_dates, sessions_mask, trading_hours_mask
 
 __all__ = ["ParsedFile", "parse_file", "PRICE_FIELDS"]
@@ -64,12 +63,9 @@ def parse_file(data: bytes, name: str, options: ImportOptions, now_ms: int) -> P
 
 def _symbols(table: pa.Table, layout: Layout, options: ImportOptions, name: str) -> pa.DictionaryArray | str:
     """The one symbol given, or each row's symbol from the file's column (every distinct one checked)."""
+    check_symbol_source(layout, options.symbol, name)
     if not layout.has_symbol:
-        if options.symbol is None:
-            raise ImportRefused(f"{name} has no symbol column: give --symbol (the API's symbol field)")
         return check_symbol(options.exchange, options.symbol)
-    if options.symbol is not None:
-        raise ImportRefused(f"{name} has a symbol column ({layout.columns['symbol']!r}): leave --symbol out")
     codes = pc.utf8_trim_whitespace(table.column(layout.columns["symbol"]).cast(pa.string())).combine_chunks()
     codes = codes.dictionary_encode()
     for position, symbol in enumerate(codes.dictionary.to_pylist()):

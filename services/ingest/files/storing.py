@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import Connection
 
-from services.core.imports import ImportOptions
+from services.core.imports import ImportOptions, ImportRefused
 from services.core.store.instruments import insert_instrument, read_instrument, read_instruments
 from services.core.timeframe import Timeframe
 from services.ingest.files.reading import ParsedFile
-from services.ingest.files.refusals import ImportRefused
 from services.ingest.store import copy_candle_columns, store_rejections, upsert_candle_batch
 
 __all__ = ["SeriesReport", "check_instruments", "store_file", "CHUNK_ROWS", "INSTRUMENT_SOURCE"]

@@ -1,8 +1,10 @@
 """POST /api/imports with real Redis and Postgres: the upload staged and queued, the ingest task importing it, the
-run's status showing the counts; refusals as 400 (the form) or a FAILURE run (the file), nothing stored."""
+run's status showing the counts; refusals as 400 (the form, and what the file's first bytes show) or a FAILURE run
+(what only the whole file shows), nothing stored."""
 
 from __future__ import annotations
 
+import gzip
 import io
 from pathlib import Path
 
@@ -68,12 +70,35 @@ def test_a_second_upload_of_the_same_file_stores_nothing_new(client, engine):
     assert _count(engine, "candles") == 5 and _count(engine, "rejected_candles") == 5
 
 
+_HEADER = b"Date,Open,High,Low,Close,Volume\n"
+
+
+@pytest.mark.parametrize(("content", "fields", "message"), [
+    (b"when,what\n2026-11-23,1\n", {}, "unknown layout: no date, open, high, low, close, volume column"),
+    (b"Date,Open\x00\x00\x00\x00,High\n", {}, "neither CSV (it holds NUL bytes) nor Parquet"),
+    (b"\xff\xfe\xfd" * 50, {}, "neither CSV (UTF-8 text) nor Parquet"),
+    (b"\x1f\x8b\x08\x00not gzip at all", {}, "a gzip file that does not decompress"),
+    (gzip.compress(b"when,what\n1,2\n"), {}, "unknown layout"),
+    (b"PAR1 and nothing of a Parquet file", {}, "an unreadable Parquet file"),
+    (b"  \n\n ", {}, "the file is empty"),
+    (b"Symbol," + _HEADER + b"MSFT,2026-11-23,1,2,1,2,1\n", {}, "has a symbol column ('Symbol'): leave --symbol out"),
+    (_HEADER + b"2026-11-23,1,2,1,2,1\n", {"symbol": None}, "has no symbol column: give --symbol"),
+])
+def test_a_file_its_first_bytes_refuse_is_a_400_naming_the_file_and_nothing_is_staged(client, engine, broker, content,
+                                                                                     fields, message):
+    answer = _post(client, content, **fields)
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["parameter"] == "file" and message in answer.get_json()["message"], answer.get_json()
+    assert _count(engine, "import_uploads") == 0 and not run_ids_in_broker(broker)
+
+
 def test_a_file_refused_as_a_whole_ends_its_run_failure_with_the_reason_and_stores_nothing(client, engine):
-    run_id = _post(client, b"when,what\n2026-11-23,1\n").get_json()["task_id"]
+    # Its first bytes are a layout; only the whole file shows it holds no row.
+    run_id = _post(client, _HEADER).get_json()["task_id"]
     assert import_upload(run_id)["status"] == "refused"
     status = client.get(f"/api/runs/{run_id}", headers=AUTH).get_json()
     assert status["status"] == "FAILURE"
-    assert "unknown layout" in status["error"]
+    assert "a header and no rows" in status["error"]
     assert _count(engine, "candles") == 0 and _count(engine, "instruments") == 0
     assert _count(engine, "import_uploads") == 0
 

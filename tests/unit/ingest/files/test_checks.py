@@ -6,11 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from services.core.imports import ImportOptions
+from services.core.imports import ImportOptions, ImportRefused
 from services.core.timeparse import parse_instant_ms
 from services.ingest.files.dates import parse_dates
 from services.ingest.files.reading import parse_file
-from services.ingest.files.refusals import ImportRefused
 
 NOW = parse_instant_ms("2026-12-02T12:00Z")
 HEADER = "Symbol,Date,Open,High,Low,Close,Volume"

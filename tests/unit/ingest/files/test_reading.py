@@ -10,10 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from services.core.imports import ImportOptions
+from services.core.imports import ImportOptions, ImportRefused
 from services.core.timeparse import parse_instant_ms
 from services.ingest.files.reading import parse_file
-from services.ingest.files.refusals import ImportRefused
 
 FIXTURES = Path(__file__).resolve().parents[3] / "data" / "imports"
 NOW = parse_instant_ms("2026-12-02T12:00Z")
@@ -161,8 +160,8 @@ def test_a_bar_starting_after_now_and_a_misaligned_intraday_bar_are_refused():
 
 
 def test_every_field_an_import_names_has_its_recognised_column_names():
+    from services.core.file_layout import ALIASES
     from services.core.imports import FIELDS
-    from services.ingest.files.layout import ALIASES
 
     assert tuple(ALIASES) == FIELDS
 

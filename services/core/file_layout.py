@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from services.ingest.files.refusals import ImportRefused
+from services.core.imports import ImportRefused
 
-__all__ = ["ALIASES", "REQUIRED", "IGNORED", "Layout", "recognise_layout"]
+__all__ = ["ALIASES", "REQUIRED", "IGNORED", "Layout", "recognise_layout", "check_symbol_source"]
 
 # Each field and the header names it is recognised by without options, compared in any case and
 # with spaces, underscores and dashes removed ("Adj Close" → "adjclose").
@@ -75,6 +75,14 @@ def recognise_layout(names: list[str], mapping: dict[str, str] | None = None) ->
                             "(e.g. --columns date=Trade Date,close=Last)")
     used = set(columns.values())
     return Layout(columns, tuple(name for name in names if name not in used))
+
+
+def check_symbol_source(layout: Layout, symbol: str | None, name: str) -> None:
+    """A file's symbol comes from its column or from the import's symbol, never both and never neither."""
+    if not layout.has_symbol and symbol is None:
+        raise ImportRefused(f"{name} has no symbol column: give --symbol (the API's symbol field)")
+    if layout.has_symbol and symbol is not None:
+        raise ImportRefused(f"{name} has a symbol column ({layout.columns['symbol']!r}): leave --symbol out")
 
 
 def _listing(names: list[str]) -> str:
