@@ -201,9 +201,9 @@ def submit_run(celery: Celery, client: redis.Redis, request: RunRequest,
     if running is not None:
         return running, False
     record = keys.run_record(run_id)
-    client.set(record, json.dumps({"kind": request.kind, "scope": request.scope(), "priority": priority}),
-               ex=keys.RUN_RECORD_TTL_S)
-    try:
+    try:  # the record's write too: a Redis at its maxmemory may take the lock and refuse the next write
+        client.set(record, json.dumps({"kind": request.kind, "scope": request.scope(), "priority": priority}),
+                   ex=keys.RUN_RECORD_TTL_S)
         celery.send_task("pipeline.start", args=[request.kind, request.scope()], kwargs={"priority": priority},
                          task_id=run_id, priority=broker_priority(priority))
     except Exception:
