@@ -15,6 +15,11 @@ the messages it had reserved or held for an ETA (a retry's countdown, a delayed 
 tries to put them back at once, while Redis is still away, so the attempt fails and they stay in
 the hash under a holder that is alive. So a message whose holder answers but lists it neither as
 active, reserved nor scheduled is handed back the same way, after the same grace.
+
+A worker killed between kombu filing a delivery in the hash and its `task_received` handler
+recording the holder leaves a message with no holder at all (fault scenario 1 caught one: the
+run waited for the visibility timeout). Such a message is handed back, after the same grace,
+when every worker that answered listed what it holds and none lists it.
 """
 
 from __future__ import annotations
@@ -47,11 +52,23 @@ def _is_alive(holder: Holder, alive: Mapping[str, tuple[int, float]]) -> bool:
     return current is not None and current[0] == pid and abs(current[1] - started) <= SAME_START_S
 
 
-def _still_held(task_id: str, holder: Holder, alive: Mapping[str, tuple[int, float]],
-                holding: Mapping[str, set[str]]) -> bool:
-    """Its holder is alive and has not forgotten it (a worker that did not list its tasks is not judged)."""
+def _still_held(task_id: str, holder: Holder | None, alive: Mapping[str, tuple[int, float]],
+                holding: Mapping[str, set[str]] | None) -> bool:
+    """Its holder is alive and has not forgotten it (a worker that did not list its tasks is not judged);
+    with no holder recorded: some worker lists it, or not every worker that answered listed its tasks."""
+    if holder is None:
+        if holding is None or not set(alive) <= set(holding):
+            return True
+        return any(task_id in listed for listed in holding.values())
     worker = holder[0]
-    return _is_alive(holder, alive) and (worker not in holding or task_id in holding[worker])
+    return _is_alive(holder, alive) and (holding is None or worker not in holding or task_id in holding[worker])
+
+
+def _why(holder: Holder | None, alive: Mapping[str, tuple[int, float]]) -> str:
+    if holder is None:
+        return "no holder was recorded and no worker lists it"
+    worker, pid, _started = holder
+    return f"worker {worker} (pid {pid}) {'forgot it' if _is_alive(holder, alive) else 'is gone'}"
 
 
 def holdings(replies: Iterable[Mapping[str, list] | None]) -> dict[str, set[str]]:
@@ -87,13 +104,12 @@ def orphaned(held: Mapping[str, str], holders: Mapping[str, Holder], alive: Mapp
     """(tags to hand back, suspects to keep): a held message whose holder is not alive — no worker of its
     name answered, or one answered with another pid or start (`alive`: worker → (pid, start)) — or whose
     live holder does not list it (`holding`: worker → task ids, see `holdings`) is a suspect from `now`,
-    and handed back once it has been one for `grace_s`. A message with no recorded holder is left to the
+    and handed back once it has been one for `grace_s`. A message with no recorded holder is a suspect
+    only when every worker in `alive` is in `holding` and none lists it; else it is left to the
     visibility timeout."""
-    holding = holding or {}
     restore, keep = [], {}
     for tag, task_id in held.items():
-        holder = holders.get(task_id)
-        if holder is None or _still_held(task_id, holder, alive, holding):
+        if _still_held(task_id, holders.get(task_id), alive, holding):
             continue
         first_missed = suspects.get(tag, now)
         if now - first_missed >= grace_s:
@@ -113,8 +129,6 @@ def restore_orphans(celery: Celery, client: redis.Redis, grace_s: float, inspect
         client.delete(keys.ORPHAN_SUSPECTS)
         return []
     holders = read_holders(client, sorted(set(held.values())))
-    if not holders:
-        return []
     asked = time.time()
     inspect = celery.control.inspect(timeout=inspect_timeout_s)
     replies = inspect.stats() or {}
@@ -137,8 +151,6 @@ def restore_orphans(celery: Celery, client: redis.Redis, grace_s: float, inspect
             # kombu's own restore: one transaction moves the message from the unacked hash to the
             # head of its queue's priority list, marked redelivered (an acknowledged one is gone: no-op).
             qos.restore_by_tag(tag)
-            worker, pid, _started = holders[held[tag]]
-            why = "forgot it" if _is_alive(holders[held[tag]], alive) else "is gone"
-            log.warning("worker %s (pid %d) %s: task %s handed back to its queue", worker, pid, why, held[tag])
+            log.warning("%s: task %s handed back to its queue", _why(holders.get(held[tag]), alive), held[tag])
             restored.append(held[tag])
     return restored

@@ -32,8 +32,25 @@ def test_a_worker_back_before_the_grace_clears_the_suspicion():
     assert orphaned(HELD, HOLDERS, alive, {"tag-a": NOW - 30}, NOW, grace_s=45) == ([], {})
 
 
-def test_a_message_without_a_recorded_holder_is_left_to_the_visibility_timeout():
-    assert orphaned({"tag-x": "other"}, HOLDERS, {}, {}, NOW, grace_s=0) == ([], {})
+def test_a_message_without_a_recorded_holder_is_left_alone_without_every_workers_list():
+    alive = {"ingest@a": (7, 5_000.0), "ingest@b": (7, 6_000.0)}
+    assert orphaned({"tag-x": "other"}, HOLDERS, alive, {}, NOW, grace_s=0) == ([], {})
+    assert orphaned({"tag-x": "other"}, HOLDERS, alive, {}, NOW, grace_s=0, holding={"ingest@a": set()}) == ([], {})
+
+
+def test_a_message_without_a_recorded_holder_that_a_worker_lists_stays_held():
+    alive = {"ingest@a": (7, 5_000.0)}
+    assert orphaned({"tag-x": "other"}, HOLDERS, alive, {}, NOW, grace_s=0, holding={"ingest@a": {"other"}}) == ([], {})
+
+
+def test_a_message_without_a_recorded_holder_that_no_worker_lists_is_handed_back_after_the_grace():
+    # The worker died between kombu filing the delivery and recording its holder.
+    alive = {"ingest@a": (7, 5_000.0), "ingest@b": (7, 6_000.0)}
+    holding = {"ingest@a": {"run.0.ohlc"}, "ingest@b": {"run.1.ohlc"}}
+    held = {**HELD, "tag-x": "other"}
+    restore, suspects = orphaned(held, HOLDERS, alive, {}, NOW, grace_s=45, holding=holding)
+    assert (restore, suspects) == ([], {"tag-x": NOW})
+    assert orphaned(held, HOLDERS, alive, suspects, NOW + 45, grace_s=45, holding=holding) == (["tag-x"], {})
 
 
 def test_a_message_its_live_holder_no_longer_lists_is_a_suspect_and_handed_back_after_the_grace():
