@@ -74,7 +74,7 @@ def test_runs_whose_messages_vanished_and_cannot_be_resumed_are_failed_within_mi
 
     result = pipeline.find_lost.run()
 
-    # A started row without planned batches (nothing to resume from) and a run queued without a row are failed.
+    # A started row without a recorded plan (nothing to resume from) and a run queued without a row are failed.
     assert sorted(result["lost_runs"]) == ["purged", "queued-purged", "resumed-enough"]
     assert result["resumed_runs"] == []
     with engine.connect() as conn:
@@ -91,6 +91,29 @@ def test_runs_whose_messages_vanished_and_cannot_be_resumed_are_failed_within_mi
     assert client.get(RunRequest("ohlc", symbol="BTC/USD").dedup_key()) is None
     assert client.get(RunRequest("ohlc", symbol="ETH/USD").dedup_key()) == b"queued-waiting"
     assert pipeline.find_lost.run() == {"restored_tasks": [], "lost_runs": [], "resumed_runs": []}  # failed once
+
+
+def test_a_started_run_whose_plan_refused_everything_and_whose_finish_was_lost_is_finished_not_failed(
+        pipeline, engine, redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    refusal = {"stage": "plan", "status": "failed", "error": "not an active instrument"}
+    with engine.begin() as conn:
+        conn.execute(text("""INSERT INTO pipeline_runs (id, kind, scope, state, created_at, started_at, batches)
+            VALUES ('all-refused', 'ohlc', '{"symbol": "DOGE/USD"}', 'STARTED', now() - interval '10 min',
+                    now() - interval '10 min', '[]')"""))
+        conn.execute(text("""INSERT INTO pipeline_stage_results (run_id, instrument, stage, result, recorded_at)
+            VALUES ('all-refused', 'DOGE/USD *', 'plan', CAST(:r AS jsonb), now() - interval '10 min')"""),
+                     {"r": json.dumps(refusal)})
+
+    result = pipeline.find_lost.run()
+
+    assert result["resumed_runs"] == ["all-refused"] and result["lost_runs"] == []
+    # The resume queued the finish alone; run here, it ends the run from its records.
+    assert pipeline.finish_run.run([], "all-refused", "ohlc", {"symbol": "DOGE/USD"})["state"] == "FAILURE"
+    with engine.connect() as conn:
+        errors = conn.execute(text("SELECT errors FROM pipeline_runs WHERE id = 'all-refused'")).scalar_one()
+    assert [(e["instrument"], e["stage"]) for e in errors] == [("DOGE/USD *", "plan")]  # the refusal, not "lost"
 
 
 def _cancelled_run(engine, run_id: str, kind: str = "all") -> None:

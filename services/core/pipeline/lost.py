@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Suspect:
     """An unfinished run: when it last showed progress, when it is due to start if delayed, and whether
-    it can be resumed (STARTED with planned batches: its records say what is left to do)."""
+    it can be resumed (STARTED with planned batches or recorded refusals: its records say what is left to
+    do; with every instrument refused, only the finish)."""
 
     run_id: str
     kind: str
@@ -114,7 +115,8 @@ def recover_lost_runs(engine: Engine, client: redis.Redis, quiet_s: float, now: 
     with engine.connect() as conn:
         rows = records.unfinished_runs(conn)
     suspects = [Suspect(row["id"], row["kind"], row["scope"], row["quiet_since"], row["scheduled_for"],
-                        resumable=row["state"] == "STARTED" and bool(row["batches"])) for row in rows]
+                        resumable=row["state"] == "STARTED" and bool(row["batches"] or row["recorded"]))
+                for row in rows]
     suspects += _queued_suspects(client, {row["id"] for row in rows}, now)
     if not lost_runs(suspects, set(), now, quiet_s):
         return [], []

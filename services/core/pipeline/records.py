@@ -125,15 +125,21 @@ def fail_lost_run(conn: Connection, run_id: str, kind: str, scope: dict, error: 
                         "errors": json.dumps([error])}).first() is not None
 
 
+# A run's last sign of progress: created, started, or a stage recorded (over runs r ⟕ stage results p).
+_LAST_PROGRESS = "greatest(r.created_at, r.started_at, max(p.recorded_at))"
+_RUNS_WITH_RESULTS = "pipeline_runs r LEFT JOIN pipeline_stage_results p ON p.run_id = r.id"
+
+
 def unfinished_runs(conn: Connection) -> list[dict]:
-    """Every run not finished: id, kind, scope, state, scheduled_for, batches and `quiet_since`, its last
-    sign of progress (created, started, or a stage recorded)."""
-    rows = conn.execute(text("""
-        SELECT r.id, r.kind, r.scope, r.state, r.scheduled_for, r.batches,
-               greatest(r.created_at, r.started_at, max(p.recorded_at)) AS quiet_since
-          FROM pipeline_runs r LEFT JOIN pipeline_stage_results p ON p.run_id = r.id
+    """Every run not finished: id, kind, scope, state, scheduled_for, batches, `recorded` (how many stage
+    results, the plan's refusals included) and `quiet_since`, its last sign of progress (created, started,
+    or a stage recorded)."""
+    rows = conn.execute(text(f"""
+        SELECT r.id, r.kind, r.scope, r.state, r.scheduled_for, r.batches, count(p.run_id) AS recorded,
+               {_LAST_PROGRESS} AS quiet_since
+          FROM {_RUNS_WITH_RESULTS}
          WHERE r.finished_at IS NULL
-         GROUP BY r.id""")).mappings().all()
+         GROUP BY r.id""")).mappings().all()  # nosec B608
     return [dict(row) for row in rows]
 
 
@@ -188,10 +194,10 @@ def read_stage_progress(conn: Connection, run_id: str) -> dict[str, list[dict]]:
 
 def quiet_for_s(conn: Connection, run_id: str) -> float:
     """Seconds since the run last showed progress (started, or a stage recorded), by the database's clock."""
-    return conn.execute(text("""
-        SELECT extract(epoch FROM now() - greatest(r.created_at, r.started_at, max(p.recorded_at)))
-          FROM pipeline_runs r LEFT JOIN pipeline_stage_results p ON p.run_id = r.id
-         WHERE r.id = :id GROUP BY r.id"""), {"id": run_id}).scalar_one()
+    return conn.execute(text(f"""
+        SELECT extract(epoch FROM now() - {_LAST_PROGRESS})
+          FROM {_RUNS_WITH_RESULTS}
+         WHERE r.id = :id GROUP BY r.id"""), {"id": run_id}).scalar_one()  # nosec B608
 
 
 def append_batches(conn: Connection, run_id: str, batches: list[list[str]]) -> int | None:
