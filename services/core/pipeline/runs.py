@@ -207,9 +207,10 @@ def submit_run(celery: Celery, client: redis.Redis, request: RunRequest,
         celery.send_task("pipeline.start", args=[request.kind, request.scope()], kwargs={"priority": priority},
                          task_id=run_id, priority=broker_priority(priority))
     except Exception:
-        # Not queued: neither a lock nor a PENDING record may outlive the failure.
-        client.delete(record)
+        # Not queued: neither a lock nor a PENDING record may outlive the failure (the lock first: a
+        # stale one would turn the next identical request into a "duplicate" of nothing for 6 h).
         release_run(client, request.kind, request.scope(), run_id)
+        client.delete(record)
         raise
     return run_id, True
 
