@@ -62,7 +62,8 @@ def test_a_message_no_live_worker_holds_is_handed_back_and_the_run_completes(fre
             _strand(client, "signals", run_id, holder if recorded else None)
             assert held_messages(client) and restore_orphans(worker.control, client, grace_s=3600) == []  # a suspect
             assert restore_orphans(worker.control, client, grace_s=0) == [run_id]
-            wait_until(lambda: _run_state(engine, run_id) not in (None, "STARTED"), "the run to end", 120, detail=worker.log)
+            wait_until(lambda: _run_state(engine, run_id) not in (None, "STARTED"), "the run to end", 120,
+                       detail=worker.log)
             assert _run_state(engine, run_id) == "SUCCESS", worker.log()
             assert not held_messages(client)
     with engine.connect() as conn:
