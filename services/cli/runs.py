@@ -77,6 +77,8 @@ def _show(status: dict, as_json: bool) -> str:
         lines.append(f"cancelled by {status['cancelled_by']} at {status['cancelled_at']}; "
                      f"completed: {', '.join(status['completed']) or 'none'}; "
                      f"not completed: {', '.join(status['not_completed']) or 'none'}")
+    if status.get("resumes"):
+        lines.append(f"resumed {status['resumes']} time(s) from its records, last at {status['resumed_at']}")
     if status.get("error"):
         lines.append(f"errors: {status['error']}")
     if status["result"]:

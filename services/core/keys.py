@@ -6,7 +6,7 @@ import json
 
 __all__ = ["RUN_LOCK_TTL_S", "RUN_RECORD_TTL_S", "REDBEAT_PREFIX", "REDBEAT_LOCK", "REDBEAT_SCHEDULE",
            "REDBEAT_STATICS", "RUN_LOCK_PATTERN", "redbeat_entry", "run_lock", "run_record", "run_dispatched",
-           "run_resumes", "run_resuming", "rate_limit"]
+           "rate_limit"]
 
 PREFIX = "candleflow:"
 # A run still "running" after this long is presumed lost (worker crash plus result expiry);
@@ -46,16 +46,6 @@ def run_record(run_id: str) -> str:
 def run_dispatched(run_id: str) -> str:
     """Set once a run's stage tasks are queued, so a redelivered start does not fan out twice."""
     return f"{PREFIX}run-dispatched:{run_id}"
-
-
-def run_resumes(run_id: str) -> str:
-    """How many times a started run was resumed from its records (RUN_RESUME_LIMIT bounds it); lives as its lock."""
-    return f"{PREFIX}run-resumes:{run_id}"
-
-
-def run_resuming(run_id: str) -> str:
-    """Held for LOST_RUN_AFTER_S by the resume of a run, so an overlapping finder does not resume it twice."""
-    return f"{PREFIX}run-resuming:{run_id}"
 
 
 def rate_limit(exchange: str) -> str:

@@ -191,6 +191,9 @@ class PipelineRun(Base):
     batches: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
     cancelled_by: Mapped[str | None] = mapped_column(String(64))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Resumed from its records after its messages were lost (migration 0011): how often, and when last.
+    resumes: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 INDICATOR_COLUMNS = (

@@ -38,8 +38,8 @@ def _started_run(engine, run_id: str, minutes_ago: int) -> None:
 
 def _row(engine, run_id: str) -> dict:
     with engine.connect() as conn:
-        return dict(conn.execute(text("SELECT state, stages, batches, finished_at FROM pipeline_runs WHERE id = :id"),
-                                 {"id": run_id}).mappings().one())
+        return dict(conn.execute(text("SELECT state, stages, batches, finished_at, resumes FROM pipeline_runs "
+                                      "WHERE id = :id"), {"id": run_id}).mappings().one())
 
 
 def _waiting(client: redis.Redis, task: str) -> list[dict]:
@@ -155,4 +155,4 @@ def test_a_run_just_resumed_is_not_resumed_again_by_an_overlapping_finder(server
         again = worker.control.send_task("pipeline.find_lost", queue="pipeline").get(timeout=60)
     assert again["resumed_runs"] == [] and again["lost_runs"] == [], worker.log()
     assert _row(engine, "twice-run")["batches"] == [LABELS, ["ETH/USD 1h"]]  # one resume, not two
-    assert client.get(keys.run_resumes("twice-run")) == b"1"
+    assert _row(engine, "twice-run")["resumes"] == 1

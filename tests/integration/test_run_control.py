@@ -174,6 +174,7 @@ def test_a_run_whose_queued_indicators_tasks_were_purged_is_resumed_by_the_beats
         stack.start("worker-indicators")
     run = stack.wait_for_run(run_id, timeout=300)
     assert run["status"] == "SUCCESS", run
+    assert run["resumes"] == 1 and run["resumed_at"] is not None  # the status says it was resumed
     entries = {(e["instrument"], e["stage"]): e for e in run["result"]}
     assert set(entries) == {(label, stage) for label in LABELS for stage in ("ohlc", "indicators", "signals")}
     assert all(entry["status"] == "ok" for entry in entries.values())

@@ -56,12 +56,12 @@ def test_runs_whose_messages_vanished_and_cannot_be_resumed_are_failed_within_mi
                    ('later', 'patterns', '{}', 'SCHEDULED', now() - interval '1 hour', NULL,
                     now() + interval '1 hour')"""))
         # Started with planned batches, so resumable, but resumed RUN_RESUME_LIMIT (3) times already.
-        conn.execute(text("""INSERT INTO pipeline_runs (id, kind, scope, state, created_at, started_at, batches)
+        conn.execute(text("""INSERT INTO pipeline_runs (id, kind, scope, state, created_at, started_at, batches,
+                                                        resumes, resumed_at)
             VALUES ('resumed-enough', 'regime', '{}', 'STARTED', now() - interval '10 min', now() - interval '10 min',
-                    '[["BTC/USD 1h"]]')"""))
+                    '[["BTC/USD 1h"]]', 3, now() - interval '10 min')"""))
     client.set(RunRequest("all").dedup_key(), "purged")
     client.set(RunRequest("regime").dedup_key(), "resumed-enough")
-    client.set(keys.run_resumes("resumed-enough"), 3)
     # A stage task being worked on (acks_late: in the unacked hash), another waiting at priority 9.
     client.hset("unacked", "tag-1", json.dumps([json.loads(_message("working", "working.0.ohlc")), "", "ingest"]))
     client.lpush("indicators\x06\x169", _message("waiting", "waiting.0.levels"))

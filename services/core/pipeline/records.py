@@ -9,13 +9,13 @@ from sqlalchemy import Connection, text
 
 __all__ = ["insert_run", "insert_scheduled_run", "record_stages", "finish_run_row", "fail_run_row", "fail_lost_runs",
            "fail_lost_run", "cancel_run_row", "run_state", "unfinished_runs", "delete_runs_before", "read_run",
-           "read_runs", "read_stage_progress", "quiet_for_s", "append_batches"]
+           "read_runs", "read_stage_progress", "quiet_for_s", "append_batches", "claim_resume"]
 
 # bandit B608 (marked nosec below): only the _RUN_COLUMNS constant and fixed WHERE fragments are
 # interpolated; every value is a bound parameter.
 
 _RUN_COLUMNS = ("id, kind, scope, state, stages, errors, created_at, started_at, finished_at, priority, scheduled_for, "
-                "batches, cancelled_by, cancelled_at")
+                "batches, cancelled_by, cancelled_at, resumes, resumed_at")
 
 
 def insert_run(conn: Connection, run_id: str, kind: str, scope: dict, priority: int = 5,
@@ -211,3 +211,14 @@ def append_batches(conn: Connection, run_id: str, batches: list[list[str]]) -> i
          WHERE id = :id AND finished_at IS NULL
      RETURNING jsonb_array_length(batches) - :n"""), {"id": run_id, "batches": json.dumps(batches),
                                                       "n": len(batches)}).scalar()
+
+
+def claim_resume(conn: Connection, run_id: str, gap_s: float) -> int | None:
+    """Count one more resume of a STARTED run; its resumes so far, this one included, or None when it is
+    not STARTED any more or another finder resumed it within `gap_s` (one resume at a time: its chains
+    have not recorded anything yet, so the run still looks lost)."""
+    return conn.execute(text("""
+        UPDATE pipeline_runs SET resumes = resumes + 1, resumed_at = now()
+         WHERE id = :id AND state = 'STARTED' AND finished_at IS NULL
+           AND (resumed_at IS NULL OR resumed_at <= now() - make_interval(secs => :gap))
+     RETURNING resumes"""), {"id": run_id, "gap": gap_s}).scalar()

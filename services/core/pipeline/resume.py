@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy import Engine
 
-from services.core import keys
 from services.core.config import get_settings
 from services.core.pipeline import records
 from services.core.pipeline.chain import instrument_label, new_carry
@@ -113,9 +112,10 @@ def resume_run(engine: Engine, client: redis.Redis, run_id: str, why: str) -> st
     if row is None or row["state"] != "STARTED":
         return "left"
     kind, scope, priority, batches = row["kind"], row["scope"], row["priority"], row["batches"] or []
-    # One resume at a time: a second finder (an overlapping find_lost) within the quiet period leaves it,
-    # since the first one's chains have not recorded anything yet and the run still looks lost.
-    if not client.set(keys.run_resuming(run_id), 1, nx=True, ex=max(1, int(settings.lost_run_after_s))):
+    # One resume at a time: a second finder (an overlapping find_lost) within the quiet period leaves it.
+    with engine.begin() as conn:
+        resumes = records.claim_resume(conn, run_id, settings.lost_run_after_s)
+    if resumes is None:
         return "left"
     holder = claim_run(client, request_of(kind, scope), run_id)
     if holder is not None:  # its lock was freed and taken by another run of this kind and scope
@@ -125,9 +125,6 @@ def resume_run(engine: Engine, client: redis.Redis, run_id: str, why: str) -> st
             records.fail_run_row(conn, run_id, [error])
         log.warning("run %s failed: %s", run_id, error["error"])
         return "failed"
-    counter = keys.run_resumes(run_id)
-    resumes = client.incr(counter)
-    client.expire(counter, keys.RUN_LOCK_TTL_S)
     if resumes > settings.run_resume_limit:
         error = {"instrument": "*", "stage": "pipeline",
                  "error": f"messages lost: {why}; resumed {resumes - 1} times (RUN_RESUME_LIMIT)"}

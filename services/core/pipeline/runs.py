@@ -273,6 +273,7 @@ def run_status(engine: Engine, client: redis.Redis, run_id: str) -> dict | None:
         "errors": errors, "priority": row["priority"],
         "created_at": iso_utc(row["created_at"]), "started_at": iso_utc(row["started_at"]),
         "finished_at": iso_utc(row["finished_at"]), "scheduled_for": iso_utc(row["scheduled_for"]),
+        "resumes": row["resumes"], "resumed_at": iso_utc(row["resumed_at"]),
     }
     if state == "CANCELLED":
         entries, completed, not_completed = cancelled_outcome(row["batches"] or [], KIND_STAGES[row["kind"]], stages)
@@ -306,7 +307,7 @@ def run_summary(row: dict) -> dict:
             "priority": row["priority"], "errors": row["errors"], "created_at": iso_utc(row["created_at"]),
             "scheduled_for": iso_utc(row["scheduled_for"]), "started_at": iso_utc(row["started_at"]),
             "finished_at": iso_utc(row["finished_at"]), "cancelled_by": row["cancelled_by"],
-            "cancelled_at": iso_utc(row["cancelled_at"])}
+            "cancelled_at": iso_utc(row["cancelled_at"]), "resumes": row["resumes"]}
 
 
 def _stage_entries(stages: dict) -> list[dict]:
