@@ -16,10 +16,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def pipeline(server_settings, engine):
+def pipeline(server_settings, engine, monkeypatch):
+    """The pipeline's tasks, run in this process, on a Celery app of the suite's servers: the module-level
+    app was built at import, which may have been before they started (find_lost asks the workers and a
+    resume queues a finish, both through it)."""
+    from services.core.celery_app import create_celery
+    from services.core.pipeline import dispatch
     from services.core.pipeline import tasks as module
 
-    return module
+    app = create_celery()
+    for owner in (module, dispatch):
+        monkeypatch.setattr(owner, "app", app)
+    yield module
+    app.close()
 
 
 def test_a_run_lost_in_flight_is_failed_by_the_prune_job_and_its_lock_freed(pipeline, engine, redis_url):
